@@ -1,0 +1,311 @@
+"""The range-test engine: snapshot, lr schedule, training loop, smoothing, stop rule, restore. Never prints."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .results import RangeTestResult
+from .snapshot import Snapshot
+from .suggest import choose, suggest_all
+
+StepFn = Callable[[torch.nn.Module, Any, Callable], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What `on_step` receives once per optimizer step (possibly a few steps late, in order)."""
+
+    step: int
+    num_iter: int
+    lr: float
+    loss: float
+    smoothed: float
+    best_loss: float
+    best_lr: float
+
+
+class RangeTestInterrupted(KeyboardInterrupt):
+    """Raised after a KeyboardInterrupt once the state is restored; `.result` holds what was measured."""
+
+    def __init__(self, result: RangeTestResult):
+        super().__init__("range test interrupted")
+        self.result = result
+
+
+def lr_schedule(start_lr: float, end_lr: float, num_iter: int, mode: str = "exp") -> np.ndarray:
+    """The learning rate of each step i = 0..N-1; both ends are reached exactly.
+
+    exp: s * (e/s) ** (i/(N-1));  linear: s + (e - s) * i/(N-1).
+    """
+    if num_iter < 2:
+        raise ValueError(f"num_iter must be at least 2, got {num_iter}")
+    if not 0 < start_lr < end_lr:
+        raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+    t = np.arange(num_iter) / (num_iter - 1)
+    if mode == "exp":
+        lrs = start_lr * (end_lr / start_lr) ** t
+    elif mode == "linear":
+        lrs = start_lr + (end_lr - start_lr) * t
+    else:
+        raise ValueError(f"mode must be 'exp' or 'linear', got {mode!r}")
+    lrs[0], lrs[-1] = start_lr, end_lr  # exact endpoints despite floating-point powers
+    return lrs
+
+
+class LossCurve:
+    """Bias-corrected EMA smoothing and the divergence rule, fed one raw loss at a time."""
+
+    def __init__(self, smoothing: float, diverge_threshold: float):
+        self.beta = smoothing
+        self.threshold = diverge_threshold
+        self._avg = 0.0
+        self._count = 0
+        self.first: float | None = None
+        self.best = math.inf
+        self.best_index = -1
+
+    def add(self, loss: float) -> float:
+        """Record a raw loss; return the smoothed value (EMA from 0, divided by 1 - beta**t)."""
+        self._count += 1
+        self._avg = self.beta * self._avg + (1.0 - self.beta) * loss
+        smoothed = self._avg / (1.0 - self.beta**self._count)
+        if math.isfinite(smoothed):
+            if self.first is None:
+                self.first = smoothed
+            if smoothed < self.best:
+                self.best, self.best_index = smoothed, self._count - 1
+        return smoothed
+
+    def diverged(self, smoothed: float) -> bool:
+        """True once the smoothed loss has clearly risen above the best so far.
+
+        For positive losses this is the classic rule, smoothed > threshold * best, with a floor
+        on the scale (1% of the drop so far) so a loss near zero does not stop on noise. For a
+        best loss at or below zero, where a ratio means nothing, the rise is measured against how
+        far the loss has fallen (at least 10% of |best|).
+        """
+        if self.first is None or not math.isfinite(self.best):
+            return False
+        drop = max(self.first - self.best, 0.0)
+        if self.best > 0:
+            scale = max(self.best, 0.01 * drop)
+        else:
+            scale = max(drop, 0.1 * abs(self.best), 1e-12)
+        return smoothed - self.best > (self.threshold - 1.0) * scale
+
+
+def default_step(model: torch.nn.Module, batch: Any, loss_fn: Callable) -> torch.Tensor:
+    """loss_fn(model(inputs), targets) for a batch of (inputs, targets, ...)."""
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        kind = type(batch).__name__
+        raise TypeError(f"a batch must be a pair (inputs, targets), got a {kind}; give range_test a step_fn for other batches")
+    inputs, targets = batch[0], batch[1]
+    return loss_fn(model(inputs), targets)
+
+
+def range_test(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: Iterable,
+    loss_fn: Callable,
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    mode: str = "exp",
+    smoothing: float = 0.98,
+    diverge_threshold: float = 4.0,
+    accumulation_steps: int = 1,
+    precision: str = "fp32",
+    scaler: Any = None,
+    snapshot: str = "memory",
+    suggest_method: str = "auto",
+    step_fn: StepFn | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    sync_every: int | None = None,
+) -> RangeTestResult:
+    """Run the learning-rate range test and restore model, optimizer, scaler and RNG exactly.
+
+    The model trains on the device it is on; batches are moved there. Every param group's lr
+    keeps its ratio to group 0's lr, and group 0 follows the schedule. Losses stay on the device
+    and are read every `sync_every` steps (default: every step on CPU, 16 on accelerators); the
+    history is cut at the step that triggered the stop, so it does not depend on `sync_every`.
+    State is restored on return, on exception and on KeyboardInterrupt (which is re-raised as
+    RangeTestInterrupted carrying the partial result).
+    """
+    if accumulation_steps < 1:
+        raise ValueError(f"accumulation_steps must be at least 1, got {accumulation_steps}")
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    if diverge_threshold <= 1:
+        raise ValueError(f"diverge_threshold must be above 1, got {diverge_threshold}")
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+    if snapshot not in ("memory", "disk"):
+        raise ValueError(f"snapshot must be 'memory' or 'disk', got {snapshot!r}")
+    schedule = lr_schedule(start_lr, end_lr, num_iter, mode)
+    device = _model_device(model)
+    sync_every = sync_every or (1 if device.type == "cpu" else 16)
+    step_fn = step_fn or default_step
+    autocast = _autocast(device, precision)
+    internal_scaler = scaler is None and precision == "fp16"
+    if internal_scaler:
+        scaler = _grad_scaler(device)
+
+    state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=snapshot == "disk").capture()
+    ratios = _group_ratios(optimizer)
+    curve = LossCurve(smoothing, diverge_threshold)
+    record: dict[str, list[float]] = {"lr": [], "loss": [], "smoothed": []}
+    buffer = torch.empty(num_iter, dtype=torch.float32, device=device)
+    status, reason = "completed", f"reached end_lr after {num_iter} steps"
+    started = time.perf_counter()
+    done = 0  # steps whose loss is in `buffer`
+    read = 0  # steps moved to `record`
+    stop_at: int | None = None
+
+    def drain() -> None:
+        nonlocal read, stop_at, status, reason
+        if read >= done or stop_at is not None:
+            return
+        for offset, loss in enumerate(buffer[read:done].tolist()):
+            i = read + offset
+            smoothed = curve.add(loss)
+            record["lr"].append(float(schedule[i]))
+            record["loss"].append(loss)
+            record["smoothed"].append(smoothed)
+            if on_step is not None:
+                best = curve.best if math.isfinite(curve.best) else smoothed
+                best_lr = float(schedule[curve.best_index]) if curve.best_index >= 0 else float(schedule[i])
+                on_step(StepInfo(i, num_iter, float(schedule[i]), loss, smoothed, best, best_lr))
+            if not math.isfinite(loss):
+                stop_at, status = i, "diverged"
+                reason = f"non-finite loss ({loss}) at step {i}, lr {schedule[i]:.3g}"
+                break
+            if curve.diverged(smoothed):
+                stop_at, status = i, "diverged"
+                reason = f"smoothed loss {smoothed:.4g} diverged from best {curve.best:.4g} at step {i}, lr {schedule[i]:.3g}"
+                break
+        read = done
+
+    try:
+        model.train()
+        batches = _cycle(train_loader)
+        for i in range(num_iter):
+            _set_lr(optimizer, ratios, float(schedule[i]))
+            optimizer.zero_grad(set_to_none=True)
+            total = torch.zeros((), dtype=torch.float32, device=device)
+            for _ in range(accumulation_steps):
+                batch = _to_device(next(batches), device)
+                with autocast:
+                    loss = step_fn(model, batch, loss_fn)
+                scaled = loss.float() / accumulation_steps
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                total += scaled.detach()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            buffer[i] = total
+            done = i + 1
+            if done % sync_every == 0 or done == num_iter:
+                drain()
+                if stop_at is not None:
+                    break
+    except KeyboardInterrupt:
+        drain()
+        status, reason = "interrupted", f"interrupted after {len(record['lr'])} steps"
+    finally:
+        state.restore()
+        state.discard()
+    result = _result(record, status, reason, suggest_method, device, started, start_lr, end_lr, num_iter, mode)
+    if status == "interrupted":
+        raise RangeTestInterrupted(result)
+    return result
+
+
+def _result(record, status, reason, suggest_method, device, started, start_lr, end_lr, num_iter, mode) -> RangeTestResult:
+    suggestions = suggest_all(record["lr"], record["smoothed"])
+    method, suggested = choose(suggest_method, suggestions)
+    return RangeTestResult(
+        lrs=record["lr"],
+        losses=record["loss"],
+        smoothed=record["smoothed"],
+        status=status,
+        stop_reason=reason,
+        suggestions=suggestions,
+        method=method,
+        suggested_lr=suggested,
+        device=str(device),
+        duration_s=time.perf_counter() - started,
+        start_lr=float(start_lr),
+        end_lr=float(end_lr),
+        num_iter=num_iter,
+        mode=mode,
+    )
+
+
+def _cycle(loader: Iterable) -> Iterator:
+    """Yield batches forever, starting a new epoch whenever the loader runs out."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the data loader yielded no batches (is the dataset smaller than one batch with drop_last?)")
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        moved = [_to_device(v, device) for v in batch]
+        return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
+    return batch
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
+    lrs = [float(g["lr"]) for g in optimizer.param_groups]
+    ref = lrs[0]
+    return [lr / ref if ref > 0 else 1.0 for lr in lrs]
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, ratios: list[float], lr: float) -> None:
+    for group, ratio in zip(optimizer.param_groups, ratios):
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr * ratio)
+        else:
+            group["lr"] = lr * ratio
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _grad_scaler(device: torch.device):
+    try:
+        return torch.amp.GradScaler(device.type)
+    except (AttributeError, TypeError, RuntimeError):  # torch < 2.3 has only the CUDA scaler
+        return torch.cuda.amp.GradScaler(enabled=device.type == "cuda")

@@ -1,0 +1,381 @@
+"""Names to objects: models, datasets, transforms, optimizers and losses, plus "module:attr" import paths."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import os
+import sys
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .data import BUILTIN_DATASETS
+from .errors import RunError, short_message, user_frame
+
+Key = tuple  # a key path into the spec, e.g. ("optimizer", "kwargs")
+
+
+class UnknownName(LookupError):
+    """A name that does not resolve; str() is the message, `fix` the hint."""
+
+    def __init__(self, what: str, fix: str = ""):
+        super().__init__(what)
+        self.fix = fix
+
+
+def import_object(path: str) -> Any:
+    """Import "package.module:attr.sub" and return the attribute (runs that module's code).
+
+    The current directory is searched too, as it is for `python train.py`, so a spec can name
+    a module that sits beside it.
+    """
+    module_name, _, attr_path = path.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    if not module_name or not attr_path:
+        raise UnknownName(f"import path {path!r} must look like 'package.module:attribute'", "write module:attribute")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            fix = "check the spelling, install it, or run from the directory that contains it"
+            raise UnknownName(f"module {module_name!r} not found", fix) from None
+        raise UnknownName(f"importing {module_name!r} failed: {exc}", "install the missing package") from None
+    except Exception as exc:  # user code raising on import
+        raise UnknownName(f"importing {module_name!r} raised {type(exc).__name__}: {exc}{user_frame(exc)}", "fix that module") from None
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            raise UnknownName(f"{module_name!r} has no attribute {attr_path!r}", _did_you_mean(part, names))
+        obj = getattr(obj, part)
+    return obj
+
+
+# ---- resolution: name -> callable -------------------------------------------------------------
+
+
+def resolve_model(name: str) -> Callable[..., torch.nn.Module]:
+    if ":" in name:
+        return import_object(name)
+    from torchvision import models
+
+    try:
+        return models.get_model_builder(name.lower())
+    except (ValueError, KeyError):
+        raise UnknownName(f"unknown model {name!r}", _did_you_mean(name, models.list_models())) from None
+
+
+def resolve_dataset(name: str) -> Callable[..., Any]:
+    if ":" in name:
+        return import_object(name)
+    if name.lower() in BUILTIN_DATASETS:
+        return BUILTIN_DATASETS[name.lower()]
+    table = _torchvision_datasets()
+    if name.lower() in table:
+        return table[name.lower()]
+    choices = list(BUILTIN_DATASETS) + sorted(cls.__name__ for cls in table.values())
+    raise UnknownName(f"unknown dataset {name!r}", _did_you_mean(name, choices))
+
+
+def resolve_transform(name: str) -> Callable[..., Any]:
+    if ":" in name:
+        return import_object(name)
+    from torchvision.transforms import v2
+
+    table = {n.lower(): getattr(v2, n) for n in dir(v2) if not n.startswith("_") and inspect.isclass(getattr(v2, n))}
+    if name.lower() in table:
+        return table[name.lower()]
+    raise UnknownName(f"unknown transform {name!r}", _did_you_mean(name, [c.__name__ for c in table.values()]))
+
+
+def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
+    if ":" in name:
+        return import_object(name)
+    table = _optimizers()
+    if name.lower() in table:
+        return table[name.lower()]
+    raise UnknownName(f"unknown optimizer {name!r}", _did_you_mean(name, [c.__name__ for c in table.values()]))
+
+
+def resolve_loss(name: str) -> Callable[..., Any]:
+    if ":" in name:
+        return import_object(name)
+    table = _losses()
+    if name.lower() in table:
+        return table[name.lower()]
+    raise UnknownName(f"unknown loss {name!r}", _did_you_mean(name, [c.__name__ for c in table.values()]))
+
+
+def list_names(kind: str) -> list[str]:
+    """Every built-in name of one kind: models, datasets, transforms, optimizers or losses."""
+    if kind == "models":
+        from torchvision import models
+
+        return sorted(models.list_models())
+    if kind == "datasets":
+        return list(BUILTIN_DATASETS) + sorted(c.__name__ for c in _torchvision_datasets().values())
+    if kind == "transforms":
+        from torchvision.transforms import v2
+
+        return sorted(n for n in dir(v2) if not n.startswith("_") and inspect.isclass(getattr(v2, n)))
+    if kind == "optimizers":
+        return sorted(c.__name__ for c in _optimizers().values())
+    if kind == "losses":
+        return sorted(c.__name__ for c in _losses().values())
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def _torchvision_datasets() -> dict[str, type]:
+    from torchvision import datasets
+
+    return {
+        n.lower(): getattr(datasets, n)
+        for n in dir(datasets)
+        if inspect.isclass(getattr(datasets, n)) and issubclass(getattr(datasets, n), torch.utils.data.Dataset)
+        and n not in ("VisionDataset", "DatasetFolder", "ImageFolder")
+    } | {"imagefolder": datasets.ImageFolder, "datasetfolder": datasets.DatasetFolder}
+
+
+def _optimizers() -> dict[str, type]:
+    return {
+        n.lower(): getattr(torch.optim, n)
+        for n in dir(torch.optim)
+        if inspect.isclass(getattr(torch.optim, n))
+        and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)
+        and getattr(torch.optim, n) is not torch.optim.Optimizer
+    }
+
+
+def _losses() -> dict[str, type]:
+    return {
+        n.lower(): getattr(torch.nn, n)
+        for n in dir(torch.nn)
+        if n.endswith("Loss") and inspect.isclass(getattr(torch.nn, n)) and issubclass(getattr(torch.nn, n), torch.nn.Module)
+    }
+
+
+# ---- checking a raw spec before anything is built -----------------------------------------------
+
+# Arguments lrfind passes itself, per section.
+_SUPPLIED = {
+    "model": set(),
+    "data": {"transform"},
+    "optimizer": {"params", "lr"},
+    "loss": set(),
+    "transform": set(),
+}
+
+
+def check_targets(raw: dict) -> list[tuple[Key, str, str]]:
+    """Resolve every name in a raw spec dict and check its kwargs against the target's signature.
+
+    Returns (key path, what, fix) for every problem; sections that are not well formed are skipped
+    (the schema reports those).
+    """
+    problems: list[tuple[Key, str, str]] = []
+    resolvers = {"model": resolve_model, "data": resolve_dataset, "optimizer": resolve_optimizer, "loss": resolve_loss}
+    defaults = {"data": "synthetic", "optimizer": "SGD", "loss": "CrossEntropyLoss"}
+    for section, resolve in resolvers.items():
+        body = raw.get(section, {} if section in defaults else None)
+        if not isinstance(body, dict):
+            continue
+        name = body.get("name", defaults.get(section))
+        if name is None and section == "loss":
+            continue
+        problems += _check_one((section,), name, body.get("kwargs") or {}, resolve, _SUPPLIED[section])
+    transforms = raw.get("data", {}).get("transforms") if isinstance(raw.get("data"), dict) else None
+    if isinstance(transforms, list):
+        for i, item in enumerate(transforms):
+            if isinstance(item, dict):
+                problems += _check_one(("data", "transforms", i), item.get("name"), item.get("kwargs") or {},
+                                       resolve_transform, _SUPPLIED["transform"])
+    return problems
+
+
+def _check_one(key: Key, name: Any, kwargs: Any, resolve: Callable, supplied: set[str]) -> list[tuple[Key, str, str]]:
+    if not isinstance(name, str) or not isinstance(kwargs, dict):
+        return []
+    try:
+        target = resolve(name)
+    except UnknownName as exc:
+        return [(key + ("name",), str(exc), exc.fix)]
+    if not callable(target):
+        return [(key + ("name",), f"{name!r} is a {type(target).__name__}, not something that can be called", "name a class or function")]
+    return [(key + ("kwargs",) + ((k,) if k else ()), what, fix) for k, what, fix in signature_problems(target, kwargs, supplied)]
+
+
+def signature_problems(target: Callable, kwargs: dict, supplied: set[str]) -> list[tuple[str, str, str]]:
+    """(kwarg, what, fix) for kwargs the target does not accept and required arguments not given."""
+    params = _parameters(target)
+    if params is None:
+        return []
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    known = {n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    if accepts_any:
+        # torchvision model builders take **kwargs and pass them to the class they return.
+        returned = _return_class(target)
+        if returned is None:
+            return []
+        inner = _parameters(returned) or {}
+        if any(p.kind is p.VAR_KEYWORD for p in inner.values()):
+            return []
+        known |= set(inner)
+    label = getattr(target, "__qualname__", getattr(target, "__name__", repr(target)))
+    problems = []
+    for k in kwargs:
+        if k not in known:
+            choices = sorted(known - supplied - {"self"})
+            fix = _did_you_mean(str(k), choices) or f"{label} accepts: {', '.join(choices)}"
+            problems.append((str(k), f"{label} does not accept the argument {k!r}", fix))
+    if not accepts_any:
+        for n, p in params.items():
+            required = p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            if required and n not in kwargs and n not in supplied and n != "self":
+                problems.append(("", f"{label} needs the argument {n!r}", f"add `{n}:` under kwargs"))
+    return problems
+
+
+def _parameters(target: Callable) -> dict[str, inspect.Parameter] | None:
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+    return dict(sig.parameters)
+
+
+def _return_class(fn: Callable) -> type | None:
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:
+        hint = inspect.signature(fn).return_annotation
+    return hint if inspect.isclass(hint) else None
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
+    return ""
+
+
+# ---- building objects from a validated spec -----------------------------------------------------
+
+
+def build_model(spec) -> torch.nn.Module:
+    """Construct the model named by a ModelSpec and load its checkpoint, if any."""
+    factory = resolve_model(spec.name)
+    model = call_user(factory, spec.kwargs, f"model: building {spec.name!r}")
+    if not isinstance(model, torch.nn.Module):
+        raise RunError(f"model: {spec.name!r} returned a {type(model).__name__}, not a torch.nn.Module")
+    if spec.checkpoint:
+        load_checkpoint(model, spec.checkpoint)
+    return model
+
+
+def load_checkpoint(model: torch.nn.Module, path: str) -> None:
+    if not os.path.isfile(path):
+        raise RunError(f"model.checkpoint: {path!r} does not exist; give the path of a saved state_dict")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RunError(f"model.checkpoint: {path!r} cannot be loaded as weights ({type(exc).__name__}: {short_message(exc)}); "
+                       "save it with torch.save(model.state_dict(), path)") from None
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise RunError(f"model.checkpoint: {path!r} is not a state_dict (a mapping of names to tensors); "
+                       "save it with torch.save(model.state_dict(), path)")
+    missing, unexpected = _key_diff(model.state_dict(), state)
+    if missing or unexpected:
+        raise RunError(f"model.checkpoint: {path!r} does not match the model: missing {missing or 'none'}, "
+                       f"unexpected {unexpected or 'none'}; check model.name and model.kwargs")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise RunError(f"model.checkpoint: {path!r} does not match the model: {short_message(exc)}") from None
+
+
+def build_dataset(spec) -> Any:
+    """Construct the dataset named by a DataSpec, with its transforms."""
+    factory = resolve_dataset(spec.name)
+    kwargs = dict(spec.kwargs)
+    is_torchvision = not (":" in spec.name or spec.name.lower() in BUILTIN_DATASETS)
+    transform = build_transforms(spec.transforms, default=is_torchvision)
+    takes_transform = "transform" in (_parameters(factory) or {})
+    if transform is not None and takes_transform:
+        kwargs["transform"] = transform
+    try:
+        dataset = call_user(factory, kwargs, f"data: building {spec.name!r}", reraise=(RuntimeError, FileNotFoundError))
+    except (RuntimeError, FileNotFoundError) as exc:
+        root = kwargs.get("root", "")
+        raise RunError(
+            f"data: {spec.name} could not be loaded from root {os.path.abspath(root)!r} ({short_message(exc)}); "
+            "put the files there or set data.kwargs.download: true (needs network)"
+        ) from None
+    if transform is not None and not takes_transform:
+        dataset = TransformedDataset(dataset, transform)
+    return dataset
+
+
+def build_transforms(items, *, default: bool) -> Callable | None:
+    from torchvision.transforms import v2
+
+    if items is None:
+        # Images from torchvision datasets arrive as PIL images: make float tensors in [0, 1].
+        return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]) if default else None
+    steps = [call_user(resolve_transform(t.name), t.kwargs, f"data.transforms: building {t.name!r}") for t in items]
+    return v2.Compose(steps)
+
+
+class TransformedDataset(torch.utils.data.Dataset):
+    """Applies a transform to the input of each (input, target, ...) sample of a dataset."""
+
+    def __init__(self, dataset, transform):
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        sample = self.dataset[index]
+        return (self.transform(sample[0]), *sample[1:])
+
+
+def build_optimizer(spec, params, lr: float) -> torch.optim.Optimizer:
+    cls = resolve_optimizer(spec.name)
+    return call_user(cls, {"params": params, "lr": lr, **spec.kwargs}, f"optimizer: building {spec.name!r}")
+
+
+def build_loss(spec) -> Callable:
+    target = resolve_loss(spec.name)
+    if inspect.isclass(target):
+        return call_user(target, spec.kwargs, f"loss: building {spec.name!r}")
+    if spec.kwargs:
+        import functools
+
+        return functools.partial(target, **spec.kwargs)
+    return target
+
+
+def call_user(factory: Callable, kwargs: dict, what: str, reraise: tuple = ()) -> Any:
+    """Call a constructor from the spec; its failure becomes a one-line RunError naming the user's code."""
+    try:
+        return factory(**kwargs)
+    except reraise:
+        raise
+    except Exception as exc:
+        raise RunError(f"{what} failed: {type(exc).__name__}: {short_message(exc)}{user_frame(exc)}") from exc
+
+
+def _key_diff(expected: dict, given: dict) -> tuple[list[str], list[str]]:
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    return missing[:5], unexpected[:5]

@@ -1,0 +1,143 @@
+"""RangeTestResult and the output files: result.json and history.csv, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+RESULT_JSON = "result.json"
+HISTORY_CSV = "history.csv"
+PLOT_PNG = "lr_find.png"
+
+
+@dataclass
+class RangeTestResult:
+    """What a range test measured and suggests. `lrs[i]` is the learning rate that produced `losses[i]`."""
+
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    status: str  # completed | diverged | interrupted
+    stop_reason: str
+    suggestions: dict[str, float | None]
+    method: str
+    suggested_lr: float | None
+    device: str
+    duration_s: float
+    start_lr: float
+    end_lr: float
+    num_iter: int
+    mode: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.lrs)
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        return {"lr": list(self.lrs), "loss": list(self.losses), "smoothed": list(self.smoothed)}
+
+    @property
+    def best(self) -> dict[str, float | None]:
+        """The lowest finite smoothed loss and the lr where it occurred."""
+        finite = [(s, lr) for s, lr in zip(self.smoothed, self.lrs) if math.isfinite(s)]
+        if not finite:
+            return {"lr": None, "loss": None}
+        loss, lr = min(finite)
+        return {"lr": lr, "loss": loss}
+
+    def to_dict(self, spec: dict | None = None) -> dict[str, Any]:
+        """The result.json document (non-finite numbers become null)."""
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "status": self.status,
+            "suggested_lr": self.suggested_lr,
+            "method": self.method,
+            "suggestions": dict(self.suggestions),
+            "best": self.best,
+            "num_steps": self.num_steps,
+            "stop_reason": self.stop_reason,
+            "device": self.device,
+            "duration_s": round(self.duration_s, 3),
+            "sweep": {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_iter": self.num_iter, "mode": self.mode},
+            "history": self.history,
+            "spec": spec,
+            "versions": versions(),
+            **self.extra,
+        }
+        return _finite(doc)
+
+
+def versions() -> dict[str, str]:
+    from . import __version__
+
+    found = {"lrfind": __version__, "python": platform.python_version()}
+    for name in ("torch", "torchvision", "numpy"):
+        try:
+            module = __import__(name)
+            found[name] = getattr(module, "__version__", "unknown")
+        except ImportError:
+            pass
+    return found
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def history_csv(result: RangeTestResult) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["step", "lr", "loss", "smoothed"])
+    for i, (lr, loss, smooth) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
+        writer.writerow([i, repr(lr), _csv_number(loss), _csv_number(smooth)])
+    return buf.getvalue()
+
+
+def write_outputs(result: RangeTestResult, out_dir: Path, document: dict[str, Any]) -> dict[str, Path]:
+    """Write result.json (the given document) and history.csv into out_dir atomically; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / RESULT_JSON, "csv": out_dir / HISTORY_CSV}
+    write_atomic(paths["csv"], history_csv(result).encode())
+    write_atomic(paths["json"], to_json(document).encode())
+    return paths
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a uniquely named temp file in the same directory, then rename over the target."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _csv_number(value: float) -> str:
+    return repr(float(value)) if math.isfinite(value) else ""
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

@@ -1,0 +1,110 @@
+"""From a validated spec to built objects, the sweep, and the written outputs."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RunError, short_message, user_frame
+from .plot import save_plot
+from .results import PLOT_PNG, RangeTestResult, to_json, write_outputs
+from .spec import LoadedSpec
+
+
+@dataclass
+class RunOutcome:
+    result: RangeTestResult
+    out_dir: Path
+    paths: dict[str, Path]
+    document: dict[str, Any]
+
+    @property
+    def json_text(self) -> str:
+        return to_json(self.document)
+
+
+class Interrupted(Exception):
+    """The sweep was interrupted; the partial outcome is written and the model restored."""
+
+    def __init__(self, outcome: RunOutcome):
+        super().__init__(outcome.result.stop_reason)
+        self.outcome = outcome
+
+
+def output_dir(loaded: LoadedSpec) -> Path:
+    """output.dir if set, else lrfind-out/<spec file stem>; refused early if unusable."""
+    chosen = loaded.spec.output.dir
+    out = Path(chosen) if chosen else Path("lrfind-out") / loaded.path.stem
+    if out.exists() and not out.is_dir():
+        raise RunError(f"output.dir: {str(out)!r} exists and is not a directory; choose another path with --out")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RunError(f"output.dir: {str(probe)!r} is not writable; choose another path with --out")
+    return out
+
+
+def title_of(loaded: LoadedSpec) -> str:
+    s = loaded.spec
+    return f"{s.model.name} · {s.optimizer.name} · {s.data.name} (batch {s.data.batch_size})"
+
+
+def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
+    """Build everything the spec names, run the range test, and write result.json, history.csv and the plot."""
+    import numpy as np
+    import torch
+
+    from .data import make_loader, resolve_device
+    from .finder import RangeTestInterrupted, range_test
+    from .registry import build_dataset, build_loss, build_model, build_optimizer
+
+    spec = loaded.spec
+    out_dir = output_dir(loaded)
+    device = resolve_device(spec.device)
+    random.seed(spec.seed)
+    np.random.seed(spec.seed)
+    torch.manual_seed(spec.seed)
+
+    model = build_model(spec.model).to(device)
+    dataset = build_dataset(spec.data)
+    loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
+                         drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=spec.seed, device=device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise RunError(f"model: {spec.model.name!r} has no trainable parameters")
+    optimizer = build_optimizer(spec.optimizer, params, spec.sweep.start_lr)
+    loss_fn = build_loss(spec.loss)
+    sweep = spec.sweep
+    try:
+        result = range_test(
+            model, optimizer, loader, loss_fn,
+            start_lr=sweep.start_lr, end_lr=sweep.end_lr, num_iter=sweep.num_iter, mode=sweep.mode,
+            smoothing=sweep.smoothing, diverge_threshold=sweep.diverge_threshold,
+            accumulation_steps=sweep.accumulation_steps, precision=spec.precision, snapshot=sweep.snapshot,
+            suggest_method=spec.suggest.method, on_step=on_step,
+        )
+    except RangeTestInterrupted as stop:
+        raise Interrupted(_write(loaded, stop.result, out_dir)) from None
+    except torch.cuda.OutOfMemoryError:
+        raise RunError(f"out of GPU memory at data.batch_size {spec.data.batch_size} on {device}; lower data.batch_size "
+                       "(and raise sweep.accumulation_steps to keep the effective batch), or use precision: bf16") from None
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise RunError(f"the training step failed: {type(exc).__name__}: {short_message(exc)}{user_frame(exc)}; check that "
+                       f"the output of model {spec.model.name!r} fits loss {spec.loss.name!r} and the targets of "
+                       f"data {spec.data.name!r} (e.g. model.kwargs.num_classes)") from exc
+    return _write(loaded, result, out_dir)
+
+
+def _write(loaded: LoadedSpec, result: RangeTestResult, out_dir: Path) -> RunOutcome:
+    document = result.to_dict(loaded.spec.model_dump(mode="json"))
+    try:
+        paths = write_outputs(result, out_dir, document)
+        paths["png"] = save_plot(result, out_dir / PLOT_PNG, title_of(loaded))
+    except OSError as exc:
+        raise RunError(f"output.dir: cannot write to {str(out_dir)!r}: {exc.strerror or exc}; choose another path with --out") from None
+    return RunOutcome(result=result, out_dir=out_dir, paths=paths, document=document)

@@ -1,0 +1,290 @@
+"""The YAML spec: pydantic models, loading, --set overrides, and errors with file:line and key path."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import Problem, SpecError
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class _Strict(BaseModel):
+    # extra="forbid": a misspelled key is an error, never silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    name: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: str | None = None
+
+
+class TransformSpec(_Strict):
+    name: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataSpec(_Strict):
+    name: str = "synthetic"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    transforms: list[TransformSpec] | None = None
+    batch_size: int = Field(128, ge=1)
+    num_workers: int = Field(0, ge=0)
+    shuffle: bool = True
+    drop_last: bool = True
+
+
+class OptimizerSpec(_Strict):
+    name: str = "SGD"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kwargs")
+    @classmethod
+    def _no_lr(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if "lr" in kwargs:
+            raise ValueError("the learning rate is what the sweep sets; remove 'lr' and use sweep.start_lr / sweep.end_lr")
+        return kwargs
+
+
+class LossSpec(_Strict):
+    name: str = "CrossEntropyLoss"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class SweepSpec(_Strict):
+    start_lr: float = Field(1e-7, gt=0)
+    end_lr: float = Field(10.0, gt=0)
+    num_iter: int = Field(100, ge=2)
+    mode: Literal["exp", "linear"] = "exp"
+    smoothing: float = Field(0.98, ge=0, lt=1)
+    diverge_threshold: float = Field(4.0, gt=1)
+    accumulation_steps: int = Field(1, ge=1)
+    snapshot: Literal["memory", "disk"] = "memory"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SweepSpec:
+        if self.start_lr >= self.end_lr:
+            raise ValueError(f"start_lr ({self.start_lr:g}) must be below end_lr ({self.end_lr:g})")
+        return self
+
+
+class SuggestSpec(_Strict):
+    method: Literal["auto", "steepest", "valley", "minimum"] = "auto"
+
+
+class OutputSpec(_Strict):
+    dir: str | None = None
+
+
+class Spec(_Strict):
+    seed: int = Field(0, ge=0)
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    model: ModelSpec
+    data: DataSpec = Field(default_factory=DataSpec)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    loss: LossSpec = Field(default_factory=LossSpec)
+    sweep: SweepSpec = Field(default_factory=SweepSpec)
+    suggest: SuggestSpec = Field(default_factory=SuggestSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not DEVICE_PATTERN.match(value):
+            raise ValueError(f"device {value!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        return value
+
+
+class LoadedSpec(BaseModel):
+    """A validated spec together with where it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    spec: Spec
+    path: Path
+    lines: dict[tuple, int]
+
+    def where(self, *key: str | int) -> str:
+        return _where(self.path, self.lines, key)
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check_targets: bool = True) -> LoadedSpec:
+    """Read, override and validate a spec; raise SpecError listing every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(Problem(str(path), "spec file not found", "check the path")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(Problem(str(path), f"cannot read the spec: {exc}", "pass a readable UTF-8 YAML file")) from None
+    raw, lines = _parse_yaml(text, path)
+    problems: list[Problem] = []
+    for item in overrides:
+        problem = apply_override(raw, item)
+        if problem:
+            problems.append(problem)
+    spec = None
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, path, lines))
+    if check_targets:
+        from .registry import check_targets as _check  # imports torch: only when asked
+
+        for key, what, fix in _check(raw):
+            problems.append(Problem(_where(path, lines, key), what, fix))
+    if problems or spec is None:
+        raise SpecError(_dedupe(problems))
+    return LoadedSpec(spec=spec, path=path, lines=lines)
+
+
+def apply_override(raw: dict, item: str) -> Problem | None:
+    """Apply one `a.b.c=value` override to the raw spec dict in place; return a Problem if it is malformed."""
+    where = f"--set {item}"
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        return Problem(where, "an override needs the form KEY=VALUE", "e.g. --set sweep.num_iter=50")
+    parts = key.strip().split(".")
+    if any(not p for p in parts):
+        return Problem(where, f"key {key!r} has an empty part", "use dotted keys like optimizer.kwargs.momentum")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        return Problem(where, f"value is not valid YAML: {_first_line(exc)}", "quote the value")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            so_far = ".".join(parts[: depth + 1])
+            return Problem(where, f"{so_far} is a {type(child).__name__}, not a mapping", "override a key that exists")
+        node = child
+    node[parts[-1]] = parsed
+    return None
+
+
+def _parse_yaml(text: str, path: Path) -> tuple[dict, dict[tuple, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise SpecError(Problem(where, f"invalid YAML: {_first_line(exc)}", "fix the syntax at that line")) from None
+    if raw is None:
+        raise SpecError(Problem(str(path), "the spec is empty", "start from one of the examples in configs/"))
+    if not isinstance(raw, dict):
+        found = type(raw).__name__
+        what = f"the spec must be a mapping of keys, found a {found}"
+        raise SpecError(Problem(f"{path}:1", what, "write `model: ...`, `data: ...` at the top level"))
+    lines: dict[tuple, int] = {}
+    _collect_lines(node, (), lines)
+    return raw, lines
+
+
+def _collect_lines(node: yaml.Node, key: tuple, lines: dict[tuple, int]) -> None:
+    lines[key] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            name = k.value
+            lines[key + (name,)] = k.start_mark.line + 1
+            if isinstance(v, (yaml.MappingNode, yaml.SequenceNode)):
+                _collect_lines(v, key + (name,), lines)
+                lines[key + (name,)] = k.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _collect_lines(v, key + (i,), lines)
+
+
+def _where(path: Path, lines: dict[tuple, int], key: tuple) -> str:
+    key = tuple(key)
+    keypath = ".".join(str(k) for k in key)
+    probe = key
+    while probe not in lines and probe:
+        probe = probe[:-1]
+    line = lines.get(probe)
+    location = f"{path}:{line}" if line else str(path)
+    return f"{location} {keypath}" if keypath else location
+
+
+def _pydantic_problems(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            name = str(loc[-1])
+            known = _fields_at(loc[:-1])
+            close = difflib.get_close_matches(name, known, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else f"valid keys here: {', '.join(known)}"
+            problems.append(Problem(_where(path, lines, loc), f"unknown key {name!r}", fix))
+        elif kind == "missing":
+            problems.append(Problem(_where(path, lines, loc), "required key is missing", f"add `{loc[-1]}:`"))
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            value = err.get("input")
+            shown = f" (got {value!r})" if not isinstance(value, (dict, list)) and kind != "value_error" else ""
+            problems.append(Problem(_where(path, lines, loc), f"{message}{shown}", _fix_for(kind)))
+    return problems
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The valid key names of the spec model found at a location (for close-match hints)."""
+    model: Any = Spec
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_of(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fix_for(kind: str) -> str:
+    fixes = {
+        "float_parsing": "write a number such as 1.0e-4",
+        "int_parsing": "write a whole number",
+        "literal_error": "use one of the listed values",
+        "greater_than": "use a larger value",
+        "greater_than_equal": "use a larger value",
+        "less_than": "use a smaller value",
+        "bool_parsing": "write true or false",
+        "model_type": "write a mapping of keys",
+        "dict_type": "write a mapping of keys",
+        "list_type": "write a list",
+        "string_type": "write a string",
+    }
+    return fixes.get(kind, "")
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for p in problems:
+        if str(p) not in seen:
+            seen.add(str(p))
+            out.append(p)
+    return out
+
+
+def _first_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200]

@@ -1,0 +1,117 @@
+"""Suggestion methods: pure functions from (lrs, smoothed losses) arrays to a learning rate or None."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+MIN_POINTS = 5
+# The curve must fall by at least this fraction of its scale before any point on it is suggested.
+MIN_RELATIVE_DROP = 0.01
+
+
+def _usable(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The finite prefix of the curve, or None when it is too short or never fell."""
+    x = np.asarray(lrs, dtype=float)
+    y = np.asarray(losses, dtype=float)
+    finite = np.isfinite(y) & np.isfinite(x) & (x > 0)
+    cut = len(y) if finite.all() else int(np.argmin(finite))
+    x, y = x[:cut], y[:cut]
+    if len(y) < MIN_POINTS:
+        return None
+    drop = y[0] - y.min()
+    scale = max(abs(y[0]), abs(y.min()), 1e-12)
+    if drop <= MIN_RELATIVE_DROP * scale:
+        return None
+    return x, y
+
+
+def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """The lr of steepest descent of the loss with respect to log(lr), before the minimum.
+
+    The derivative is taken in log-lr space (not by index and not in linear lr, whose tiny
+    spacing at small lrs amplifies noise; see Lightning issue #21141). The first tenth of the
+    points is skipped and the search ends at the minimum, so the rise after divergence never wins.
+    """
+    curve = _usable(lrs, losses)
+    if curve is None:
+        return None
+    x, y = curve
+    grad = np.gradient(y, np.log(x))
+    start = max(1, len(y) // 10)
+    end = int(np.argmin(y)) + 1
+    if end - start < 2:
+        start = 0
+    window = grad[start:end]
+    if len(window) == 0:
+        return None
+    i = start + int(np.argmin(window))
+    return float(x[i]) if grad[i] < 0 else None
+
+
+def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """fastai's valley: halfway into the longest strictly decreasing run of the curve.
+
+    Finds the longest strictly decreasing subsequence (not necessarily contiguous), then takes
+    the point a third plus a sixth of the way from its first to its last index. Unlike fastai,
+    the start is the subsequence's real first index, not its end minus its length.
+    """
+    curve = _usable(lrs, losses)
+    if curve is None:
+        return None
+    x, y = curve
+    n = len(y)
+    length = np.ones(n, dtype=int)
+    parent = np.full(n, -1)
+    for i in range(1, n):
+        earlier = np.nonzero(y[:i] > y[i])[0]
+        if len(earlier):
+            best = earlier[np.argmax(length[earlier])]
+            length[i] = length[best] + 1
+            parent[i] = best
+    end = int(np.argmax(length))
+    start = end
+    while parent[start] >= 0:
+        start = int(parent[start])
+    span = end - start
+    if span < 2:
+        return None
+    i = start + span // 3 + span // 6
+    return float(x[i])
+
+
+def minimum(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """One tenth of the lr at the lowest loss (the rule of thumb from fastai)."""
+    curve = _usable(lrs, losses)
+    if curve is None:
+        return None
+    x, y = curve
+    return float(x[int(np.argmin(y))] / 10.0)
+
+
+METHODS: dict[str, Callable[[Sequence[float], Sequence[float]], float | None]] = {
+    "steepest": steepest,
+    "valley": valley,
+    "minimum": minimum,
+}
+def suggest_all(lrs: Sequence[float], losses: Sequence[float]) -> dict[str, float | None]:
+    """Every method's suggestion for one curve."""
+    return {name: fn(lrs, losses) for name, fn in METHODS.items()}
+
+
+def choose(method: str, suggestions: dict[str, float | None]) -> tuple[str, float | None]:
+    """The method that provides `suggested_lr`, and its value.
+
+    `auto` takes the median of the methods that gave an answer (of two, the lower, as the safer
+    choice), so one method misled by an odd curve cannot decide alone.
+    """
+    if method != "auto":
+        if method not in suggestions:
+            raise ValueError(f"unknown suggestion method {method!r}; choose from auto, {', '.join(METHODS)}")
+        return method, suggestions[method]
+    found = sorted((lr, name) for name, lr in suggestions.items() if lr is not None)
+    if not found:
+        return "auto", None
+    lr, name = found[(len(found) - 1) // 2]
+    return name, lr

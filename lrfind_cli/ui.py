@@ -1,0 +1,62 @@
+"""What the user sees while a sweep runs: a live rich table with a progress bar, on stderr only."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class LiveReporter:
+    """Receives StepInfo through `on_step`; shows a live table on a terminal and plain lines elsewhere."""
+
+    def __init__(self, console: Console, title: str, num_iter: int, rows: int = 12):
+        self.console = console
+        self.title = title
+        self.num_iter = num_iter
+        self.rows: deque = deque(maxlen=rows)
+        self.live: Live | None = None
+        self.progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=console)
+        self.task = self.progress.add_task("sweep", total=num_iter)
+        # Without a terminal (CI) print every tenth step as plain text instead of redrawing.
+        self.every = max(1, num_iter // 10)
+
+    def __enter__(self) -> LiveReporter:
+        if self.console.is_terminal:
+            self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
+            self.live.__enter__()
+        else:
+            self.console.print(f"{self.title}: {self.num_iter} steps", highlight=False, soft_wrap=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+            self.live.__exit__(*exc)
+            self.live = None
+
+    def on_step(self, info) -> None:
+        self.rows.append(info)
+        self.progress.update(self.task, completed=info.step + 1)
+        if self.live is not None:
+            self.live.update(self._render())
+        elif info.step % self.every == 0 or info.step + 1 == info.num_iter:
+            self.console.print(
+                f"step {info.step + 1:>5}/{info.num_iter}  lr {info.lr:.3e}  loss {info.loss:.4g}  "
+                f"smoothed {info.smoothed:.4g}  best {info.best_loss:.4g} @ {info.best_lr:.3e}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    def _render(self) -> Group:
+        table = Table(title=self.title, title_justify="left", expand=False)
+        for name in ("step", "lr", "loss", "smoothed", "best"):
+            table.add_column(name, justify="right")
+        for info in self.rows:
+            table.add_row(str(info.step + 1), f"{info.lr:.3e}", f"{info.loss:.4g}", f"{info.smoothed:.4g}",
+                          f"{info.best_loss:.4g} @ {info.best_lr:.2e}")
+        return Group(table, self.progress)
