@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -89,8 +90,7 @@ def validate(spec: SpecArg, set_: SetOpt = None, verbose: VerboseOpt = False) ->
         from .spec import load_spec
 
         loaded = load_spec(spec, list(set_ or []))
-        _stderr().print(f"{spec}: valid ({loaded.spec.model.name}, {loaded.spec.optimizer.name}, {loaded.spec.data.name})",
-                        highlight=False)
+        _say(f"{spec}: valid ({loaded.spec.model.name}, {loaded.spec.optimizer.name}, {loaded.spec.data.name})")
 
     _guarded(verbose, check)
 
@@ -112,7 +112,7 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool) -> 
     except Interrupted as stop:
         if json_out:
             sys.stdout.write(stop.outcome.json_text)
-        console.print(f"interrupted: partial result in {stop.outcome.out_dir}; the model was restored", highlight=False)
+        _say(f"interrupted: partial result in {stop.outcome.out_dir}; the model was restored")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     result = outcome.result
     if json_out:
@@ -123,8 +123,8 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool) -> 
     else:
         _print_summary(outcome)
     if result.suggested_lr is None:
-        console.print(f"no usable suggestion: the loss never fell clearly ({result.stop_reason}); widen the range "
-                      "(sweep.start_lr / sweep.end_lr) or raise sweep.num_iter", highlight=False)
+        _say(f"no usable suggestion: the loss never fell clearly ({result.stop_reason}); widen the range "
+             "(sweep.start_lr / sweep.end_lr) or raise sweep.num_iter")
         raise typer.Exit(EXIT_NO_SUGGESTION)
 
 
@@ -150,19 +150,17 @@ def _guarded(verbose: bool, action) -> None:
         raise
     except LrfindError as exc:
         if debug:
-            raise
-        console = _stderr()
+            traceback.print_exc()  # -v shows the traceback; the exit code stays the contract's
         for line in str(exc).splitlines():
-            console.print(f"error: {line}", highlight=False, markup=False, soft_wrap=True)
+            _say(f"error: {line}")
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        _stderr().print("interrupted", highlight=False)
+        _say("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
         if debug:
-            raise
-        _stderr().print(f"error: unexpected {type(exc).__name__}: {short_message(exc)} (run with -v or LRFIND_DEBUG=1 "
-                        "for the traceback)", highlight=False, markup=False, soft_wrap=True)
+            traceback.print_exc()  # -v shows the traceback; the exit code stays the contract's
+        _say(f"error: unexpected {type(exc).__name__}: {short_message(exc)} (run with -v or LRFIND_DEBUG=1 for the traceback)")
         raise typer.Exit(EXIT_RUNTIME) from None
 
 
@@ -170,6 +168,11 @@ def _stderr():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def _say(text: str) -> None:
+    """One plain line on stderr: no markup, no highlighting, never wrapped."""
+    _stderr().print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def _yaml_string(text: str) -> str:

@@ -27,7 +27,7 @@ def save_plot(result: RangeTestResult, path: Path, title: str = "") -> Path:
     finite = [(lr, v) for lr, v in zip(lrs, smooth) if math.isfinite(v)]
     if finite:
         ax.plot(*zip(*finite), color="tab:blue", linewidth=2, label="loss (smoothed)")
-        _limit_y(ax, [v for _, v in finite])
+        _limit_y(ax, [v for _, v in finite], min(v for _, v in finite_raw))
     if result.mode == "exp":
         ax.set_xscale("log")
     for name, lr in result.suggestions.items():
@@ -41,7 +41,7 @@ def save_plot(result: RangeTestResult, path: Path, title: str = "") -> Path:
     ax.set_ylabel("training loss")
     status = f"{result.status}, {result.num_steps} steps"
     ax.set_title(f"{title}\n{status}" if title else status, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
     buf = io.BytesIO()
@@ -50,11 +50,11 @@ def save_plot(result: RangeTestResult, path: Path, title: str = "") -> Path:
     return path
 
 
-def _limit_y(ax, values: list[float]) -> None:
-    """Keep the interesting part readable: clip the diverged tail to a little above the start."""
-    low, high = min(values), max(values)
-    start = values[0]
-    top = max(start, low) + 0.25 * abs(max(start, low) - low) if high > start else high
-    span = top - low
-    if span > 0:
-        ax.set_ylim(low - 0.05 * span, top + 0.05 * span)
+def _limit_y(ax, smoothed: list[float], raw_low: float) -> None:
+    """Keep the interesting part readable: show the whole descent, clip the diverged tail a little above the start."""
+    low = min(min(smoothed), raw_low)
+    start, high = smoothed[0], max(smoothed)
+    top = min(high, start + 0.25 * (start - low))
+    if top > low:
+        margin = 0.05 * (top - low)
+        ax.set_ylim(low - margin, top + margin)

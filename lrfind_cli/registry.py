@@ -205,11 +205,15 @@ def _check_one(key: Key, name: Any, kwargs: Any, resolve: Callable, supplied: se
         return [(key + ("name",), str(exc), exc.fix)]
     if not callable(target):
         return [(key + ("name",), f"{name!r} is a {type(target).__name__}, not something that can be called", "name a class or function")]
-    return [(key + ("kwargs",) + ((k,) if k else ()), what, fix) for k, what, fix in signature_problems(target, kwargs, supplied)]
+    # A loss that is a function (not a class) is called as loss(output, target, **kwargs) at each step
+    # (see build_loss): its required arguments come from the step, not from the spec.
+    require = not (key == ("loss",) and not inspect.isclass(target))
+    return [(key + ("kwargs",) + ((k,) if k else ()), what, fix)
+            for k, what, fix in signature_problems(target, kwargs, supplied, require=require)]
 
 
-def signature_problems(target: Callable, kwargs: dict, supplied: set[str]) -> list[tuple[str, str, str]]:
-    """(kwarg, what, fix) for kwargs the target does not accept and required arguments not given."""
+def signature_problems(target: Callable, kwargs: dict, supplied: set[str], *, require: bool = True) -> list[tuple[str, str, str]]:
+    """(kwarg, what, fix) for kwargs the target does not accept and (if `require`) required arguments not given."""
     params = _parameters(target)
     if params is None:
         return []
@@ -231,7 +235,7 @@ def signature_problems(target: Callable, kwargs: dict, supplied: set[str]) -> li
             choices = sorted(known - supplied - {"self"})
             fix = _did_you_mean(str(k), choices) or f"{label} accepts: {', '.join(choices)}"
             problems.append((str(k), f"{label} does not accept the argument {k!r}", fix))
-    if not accepts_any:
+    if not accepts_any and require:
         for n, p in params.items():
             required = p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             if required and n not in kwargs and n not in supplied and n != "self":
@@ -368,11 +372,21 @@ def build_loss(spec) -> Callable:
 def call_user(factory: Callable, kwargs: dict, what: str, reraise: tuple = ()) -> Any:
     """Call a constructor from the spec; its failure becomes a one-line RunError naming the user's code."""
     try:
-        return factory(**kwargs)
+        return factory(**{k: _from_yaml(k, v) for k, v in kwargs.items()})
     except reraise:
         raise
     except Exception as exc:
         raise RunError(f"{what} failed: {type(exc).__name__}: {short_message(exc)}{user_frame(exc)}") from exc
+
+
+def _from_yaml(key: str, value: Any) -> Any:
+    """YAML has no torch dtypes: a `dtype: float32` argument becomes torch.float32."""
+    if key == "dtype" and isinstance(value, str):
+        dtype = getattr(torch, value.removeprefix("torch."), None)
+        if isinstance(dtype, torch.dtype):
+            return dtype
+        raise ValueError(f"dtype {value!r} is not a torch dtype (e.g. float32, bfloat16)")
+    return value
 
 
 def _key_diff(expected: dict, given: dict) -> tuple[list[str], list[str]]:

@@ -51,33 +51,32 @@ def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
 
 
 def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
-    """fastai's valley: halfway into the longest strictly decreasing run of the curve.
+    """fastai's valley: about halfway into the longest strictly decreasing run of the curve.
 
-    Finds the longest strictly decreasing subsequence (not necessarily contiguous), then takes
-    the point a third plus a sixth of the way from its first to its last index. Unlike fastai,
-    the start is the subsequence's real first index, not its end minus its length.
+    Follows fastai (`valley` in fastai/callback/schedule.py, from ESRI): the longest strictly
+    decreasing subsequence (not necessarily contiguous) ending at each point; its end is the point
+    with the longest one, its start that end minus the length, and the answer lies a third plus a
+    sixth of the way in. As in fastai, the first tenth and the last five points are left out when
+    the curve is long enough to spare them.
     """
     curve = _usable(lrs, losses)
     if curve is None:
         return None
     x, y = curve
+    if len(y) >= 20:
+        x, y = x[len(x) // 10 : -5], y[len(y) // 10 : -5]
     n = len(y)
     length = np.ones(n, dtype=int)
-    parent = np.full(n, -1)
     for i in range(1, n):
-        earlier = np.nonzero(y[:i] > y[i])[0]
-        if len(earlier):
-            best = earlier[np.argmax(length[earlier])]
-            length[i] = length[best] + 1
-            parent[i] = best
+        earlier = y[:i] > y[i]
+        if earlier.any():
+            length[i] = length[:i][earlier].max() + 1
     end = int(np.argmax(length))
-    start = end
-    while parent[start] >= 0:
-        start = int(parent[start])
-    span = end - start
-    if span < 2:
+    start = end - int(length[end])
+    if end - start < 2:
         return None
-    i = start + span // 3 + span // 6
+    sections = (end - start) / 3
+    i = start + int(sections) + int(sections / 2)
     return float(x[i])
 
 
