@@ -175,12 +175,14 @@ def range_test(
         nonlocal read, stop_at, status, reason
         if read >= done or stop_at is not None:
             return
-        for offset, loss in enumerate(buffer[read:done].tolist()):
-            i = read + offset
+        first = read
+        for offset, loss in enumerate(buffer[first:done].tolist()):
+            i = first + offset
             smoothed = curve.add(loss)
             record["lr"].append(float(schedule[i]))
             record["loss"].append(loss)
             record["smoothed"].append(smoothed)
+            read = i + 1  # recorded: a KeyboardInterrupt in on_step below must not make drain() record it again
             if on_step is not None:
                 best = curve.best if math.isfinite(curve.best) else smoothed
                 best_lr = float(schedule[curve.best_index]) if curve.best_index >= 0 else float(schedule[i])
@@ -255,11 +257,16 @@ def _result(record, status, reason, suggest_method, device, started, start_lr, e
 
 def _cycle(loader: Iterable) -> Iterator:
     """Yield batches forever, starting a new epoch whenever the loader runs out."""
+    seen = 0
     while True:
         empty = True
         for batch in loader:
             empty = False
+            seen += 1
             yield batch
+        if empty and seen:
+            raise ValueError(f"the data loader ran out after {seen} batches and cannot be iterated again (a one-shot iterator?); "
+                             "pass a re-iterable loader such as a DataLoader or a list, or lower num_iter")
         if empty:
             raise ValueError("the data loader yielded no batches (is the dataset smaller than one batch with drop_last?)")
 

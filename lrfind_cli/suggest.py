@@ -76,7 +76,8 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     if end - start < 2:
         return None
     sections = (end - start) / 3
-    i = start + int(sections) + int(sections / 2)
+    # start is -1 when the run begins at index 0; never let that wrap around to the last point
+    i = max(start + int(sections) + int(sections / 2), 0)
     return float(x[i])
 
 
