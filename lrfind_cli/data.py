@@ -45,7 +45,53 @@ class SyntheticImages(Dataset):
         return self.data[index], int(self.targets[index])
 
 
-BUILTIN_DATASETS = {"synthetic": SyntheticImages}
+class SyntheticSequences(Dataset):
+    """Text-like token sequences for causal language modelling, as dicts {"input_ids": LongTensor}.
+
+    Tokens follow a fixed random bigram chain in which each token has a few likely successors, so
+    a model can learn the next-token distribution (its entropy is well below log(vocab_size)).
+    """
+
+    def __init__(self, num_samples: int = 1024, seq_len: int = 64, vocab_size: int = 256, branching: int = 4, seed: int = 0):
+        if num_samples < 0 or seq_len < 2 or vocab_size < 2 or branching < 1:
+            raise ValueError("need num_samples >= 0, seq_len >= 2, vocab_size >= 2 and branching >= 1")
+        gen = torch.Generator().manual_seed(seed)
+        successors = torch.randint(0, vocab_size, (vocab_size, branching), generator=gen)
+        tokens = torch.empty(num_samples, seq_len, dtype=torch.long)
+        tokens[:, 0] = torch.randint(0, vocab_size, (num_samples,), generator=gen)
+        for t in range(1, seq_len):
+            pick = torch.randint(0, branching, (num_samples,), generator=gen)
+            tokens[:, t] = successors[tokens[:, t - 1], pick]
+        self.input_ids = tokens
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.input_ids[index]}
+
+
+class SyntheticTabular(Dataset):
+    """Tabular regression: features x ~ N(0, 1) and a smooth nonlinear target y (shape (1,)) plus noise."""
+
+    def __init__(self, num_samples: int = 4096, num_features: int = 16, noise: float = 0.1, seed: int = 0):
+        if num_samples < 0 or num_features < 1:
+            raise ValueError("need num_samples >= 0 and num_features >= 1")
+        gen = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(num_samples, num_features, generator=gen)
+        w1 = torch.randn(num_features, generator=gen) / num_features**0.5
+        w2 = torch.randn(num_features, generator=gen) / num_features**0.5
+        clean = torch.sin(2 * self.x @ w1) + 0.5 * (self.x @ w2) ** 2
+        self.y = (clean + noise * torch.randn(num_samples, generator=gen)).unsqueeze(1)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[index], self.y[index]
+
+
+BUILTIN_DATASETS = {"synthetic": SyntheticImages, "synthetic_sequences": SyntheticSequences, "synthetic_tabular": SyntheticTabular}
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, drop_last: bool, num_workers: int, seed: int,

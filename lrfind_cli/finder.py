@@ -102,20 +102,47 @@ class LossCurve:
         return smoothed - self.best > (self.threshold - 1.0) * scale
 
 
-def default_step(model: torch.nn.Module, batch: Any, loss_fn: Callable) -> torch.Tensor:
-    """loss_fn(model(inputs), targets) for a batch of (inputs, targets, ...)."""
+def default_step(model: torch.nn.Module, batch: Any, loss_fn: Callable | None) -> torch.Tensor:
+    """The training step when none is given.
+
+    With a loss function: `loss_fn(model(inputs), targets)` for a batch of (inputs, targets, ...).
+    Without one (`loss_fn=None`), the model computes its own loss: it is called as `model(**batch)`
+    for a dict, `model(*batch)` for a tuple or list, else `model(batch)`, and the loss is its output
+    when that is a tensor, else the output's `.loss` attribute or `"loss"` entry.
+    """
+    if loss_fn is None:
+        if isinstance(batch, dict):
+            output = model(**batch)
+        elif isinstance(batch, (tuple, list)):
+            output = model(*batch)
+        else:
+            output = model(batch)
+        return loss_of(output)
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         kind = type(batch).__name__
-        raise TypeError(f"a batch must be a pair (inputs, targets), got a {kind}; give range_test a step_fn for other batches")
+        raise TypeError(f"a batch must be a pair (inputs, targets) when a loss function is given, got a {kind}; "
+                        "use a model that returns its own loss (loss_fn=None, spec loss: null) or a custom step_fn")
     inputs, targets = batch[0], batch[1]
     return loss_fn(model(inputs), targets)
+
+
+def loss_of(output: Any) -> torch.Tensor:
+    """The loss inside a model's output: the output itself, its `.loss`, or its `"loss"` entry."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict) and isinstance(output.get("loss"), torch.Tensor):
+        return output["loss"]
+    if isinstance(getattr(output, "loss", None), torch.Tensor):
+        return output.loss
+    raise TypeError(f"the model returned a {type(output).__name__} with no loss in it; without a loss function the model "
+                    "must return a loss tensor, an object with .loss, or a dict with 'loss'")
 
 
 def range_test(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     train_loader: Iterable,
-    loss_fn: Callable,
+    loss_fn: Callable | None,
     *,
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
@@ -131,11 +158,15 @@ def range_test(
     step_fn: StepFn | None = None,
     on_step: Callable[[StepInfo], None] | None = None,
     sync_every: int | None = None,
+    group_scales: list[float] | None = None,
 ) -> RangeTestResult:
     """Run the learning-rate range test and restore model, optimizer, scaler and RNG exactly.
 
-    The model trains on the device it is on; batches are moved there. Every param group's lr
-    keeps its ratio to group 0's lr, and group 0 follows the schedule. Losses stay on the device
+    The model trains on the device it is on; batches (tensors inside tuples, lists and dicts, at
+    any depth) are moved there. Each param group's lr is the scheduled lr times its scale:
+    `group_scales` if given, else the group's lr divided by group 0's, so group 0 follows the
+    schedule and the others keep their ratio to it. `loss_fn=None` means the model returns its
+    own loss (see `default_step`). Losses stay on the device
     and are read every `sync_every` steps (default: every step on CPU, 16 on accelerators); the
     history is cut at the step that triggered the stop, so it does not depend on `sync_every`.
     State is restored on return, on exception and on KeyboardInterrupt (which is re-raised as
@@ -160,8 +191,11 @@ def range_test(
     if internal_scaler:
         scaler = _grad_scaler(device)
 
+    ratios = list(group_scales) if group_scales is not None else _group_ratios(optimizer)
+    if len(ratios) != len(optimizer.param_groups):
+        raise ValueError(f"group_scales has {len(ratios)} entries for {len(optimizer.param_groups)} param groups")
+    loader_rng = _generator_states(train_loader)
     state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=snapshot == "disk").capture()
-    ratios = _group_ratios(optimizer)
     curve = LossCurve(smoothing, diverge_threshold)
     record: dict[str, list[float]] = {"lr": [], "loss": [], "smoothed": []}
     buffer = torch.empty(num_iter, dtype=torch.float32, device=device)
@@ -203,14 +237,15 @@ def range_test(
         for i in range(num_iter):
             _set_lr(optimizer, ratios, float(schedule[i]))
             optimizer.zero_grad(set_to_none=True)
-            total = torch.zeros((), dtype=torch.float32, device=device)
+            total = None
             for _ in range(accumulation_steps):
                 batch = _to_device(next(batches), device)
                 with autocast:
                     loss = step_fn(model, batch, loss_fn)
-                scaled = loss.float() / accumulation_steps
-                (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                total += scaled.detach()
+                if accumulation_steps > 1:
+                    loss = loss / accumulation_steps
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+                total = loss.detach() if total is None else total + loss.detach()
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
@@ -228,14 +263,17 @@ def range_test(
     finally:
         state.restore()
         state.discard()
+        for generator, saved in loader_rng:
+            generator.set_state(saved)
     result = _result(record, status, reason, suggest_method, device, started, start_lr, end_lr, num_iter, mode)
+    result.group_scales = ratios
     if status == "interrupted":
         raise RangeTestInterrupted(result)
     return result
 
 
 def _result(record, status, reason, suggest_method, device, started, start_lr, end_lr, num_iter, mode) -> RangeTestResult:
-    suggestions = suggest_all(record["lr"], record["smoothed"])
+    suggestions = suggest_all(record["lr"], record["smoothed"], record["loss"])
     method, suggested = choose(suggest_method, suggestions)
     return RangeTestResult(
         lrs=record["lr"],
@@ -269,6 +307,18 @@ def _cycle(loader: Iterable) -> Iterator:
                              "pass a re-iterable loader such as a DataLoader or a list, or lower num_iter")
         if empty:
             raise ValueError("the data loader yielded no batches (is the dataset smaller than one batch with drop_last?)")
+
+
+def _generator_states(loader: Any) -> list[tuple[torch.Generator, torch.Tensor]]:
+    """The torch.Generator objects a DataLoader shuffles with, and their states, to put back afterwards."""
+    found: dict[int, torch.Generator] = {}
+    sampler = getattr(loader, "sampler", None)
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    for owner in (loader, sampler, getattr(batch_sampler, "sampler", None)):
+        generator = getattr(owner, "generator", None)
+        if isinstance(generator, torch.Generator):
+            found[id(generator)] = generator
+    return [(g, g.get_state()) for g in found.values()]
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

@@ -15,6 +15,7 @@ import torch
 
 from .data import BUILTIN_DATASETS
 from .errors import RunError, short_message, user_frame
+from .models import BUILTIN_MODELS
 
 Key = tuple  # a key path into the spec, e.g. ("optimizer", "kwargs")
 
@@ -59,14 +60,34 @@ def import_object(path: str) -> Any:
 
 
 def resolve_model(name: str) -> Callable[..., torch.nn.Module]:
+    """A built-in model name, "timm:NAME" (when timm is installed), a torchvision name, or an import path."""
+    if name.lower().startswith("timm:"):
+        return _timm_model(name[5:])
     if ":" in name:
         return import_object(name)
+    if name.lower() in BUILTIN_MODELS:
+        return BUILTIN_MODELS[name.lower()]
     from torchvision import models
 
     try:
         return models.get_model_builder(name.lower())
     except (ValueError, KeyError):
-        raise UnknownName(f"unknown model {name!r}", _did_you_mean(name, models.list_models())) from None
+        raise UnknownName(f"unknown model {name!r}", _did_you_mean(name, list(BUILTIN_MODELS) + models.list_models())) from None
+
+
+def _timm_model(name: str) -> Callable[..., torch.nn.Module]:
+    try:
+        import timm
+    except ImportError:
+        raise UnknownName(f"model 'timm:{name}' needs timm, which is not installed", "pip install timm") from None
+    if not timm.is_model(name):
+        raise UnknownName(f"unknown timm model {name!r}", _did_you_mean(name, timm.list_models()))
+
+    def create(**kwargs: Any) -> torch.nn.Module:
+        return timm.create_model(name, **kwargs)
+
+    create.__qualname__ = f"timm:{name}"
+    return create
 
 
 def resolve_dataset(name: str) -> Callable[..., Any]:
@@ -115,7 +136,7 @@ def list_names(kind: str) -> list[str]:
     if kind == "models":
         from torchvision import models
 
-        return sorted(models.list_models())
+        return list(BUILTIN_MODELS) + sorted(models.list_models())
     if kind == "datasets":
         return list(BUILTIN_DATASETS) + sorted(c.__name__ for c in _torchvision_datasets().values())
     if kind == "transforms":
@@ -187,6 +208,20 @@ def check_targets(raw: dict) -> list[tuple[Key, str, str]]:
         if name is None and section == "loss":
             continue
         problems += _check_one((section,), name, body.get("kwargs") or {}, resolve, _SUPPLIED[section])
+    optimizer = raw.get("optimizer")
+    groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+    if isinstance(groups, list) and isinstance(optimizer.get("name", "SGD"), str):
+        for i, group in enumerate(groups):
+            if isinstance(group, dict):
+                problems += _check_one(("optimizer", "param_groups", i), optimizer.get("name", "SGD"), group.get("kwargs") or {},
+                                       resolve_optimizer, _SUPPLIED["optimizer"], name_key=("optimizer", "name"))
+    step = raw.get("step")
+    if isinstance(step, str):
+        try:
+            if not callable(import_object(step)):
+                problems.append((("step",), f"{step!r} is not a function", "name a function(model, batch, loss_fn) -> loss"))
+        except UnknownName as exc:
+            problems.append((("step",), str(exc), exc.fix))
     transforms = raw.get("data", {}).get("transforms") if isinstance(raw.get("data"), dict) else None
     if isinstance(transforms, list):
         for i, item in enumerate(transforms):
@@ -196,13 +231,14 @@ def check_targets(raw: dict) -> list[tuple[Key, str, str]]:
     return problems
 
 
-def _check_one(key: Key, name: Any, kwargs: Any, resolve: Callable, supplied: set[str]) -> list[tuple[Key, str, str]]:
+def _check_one(key: Key, name: Any, kwargs: Any, resolve: Callable, supplied: set[str],
+               name_key: Key | None = None) -> list[tuple[Key, str, str]]:
     if not isinstance(name, str) or not isinstance(kwargs, dict):
         return []
     try:
         target = resolve(name)
     except UnknownName as exc:
-        return [(key + ("name",), str(exc), exc.fix)]
+        return [] if name_key else [(key + ("name",), str(exc), exc.fix)]  # a name checked elsewhere is reported once
     if not callable(target):
         return [(key + ("name",), f"{name!r} is a {type(target).__name__}, not something that can be called", "name a class or function")]
     # A loss that is a function (not a class) is called as loss(output, target, **kwargs) at each step
@@ -277,11 +313,12 @@ def build_model(spec) -> torch.nn.Module:
     if not isinstance(model, torch.nn.Module):
         raise RunError(f"model: {spec.name!r} returned a {type(model).__name__}, not a torch.nn.Module")
     if spec.checkpoint:
-        load_checkpoint(model, spec.checkpoint)
+        load_checkpoint(model, spec.checkpoint, strict=spec.strict)
     return model
 
 
-def load_checkpoint(model: torch.nn.Module, path: str) -> None:
+def load_checkpoint(model: torch.nn.Module, path: str, strict: bool = True) -> None:
+    """Load a state_dict (weights_only) into the model; with strict, every key must match."""
     if not os.path.isfile(path):
         raise RunError(f"model.checkpoint: {path!r} does not exist; give the path of a saved state_dict")
     try:
@@ -298,11 +335,13 @@ def load_checkpoint(model: torch.nn.Module, path: str) -> None:
         raise RunError(f"model.checkpoint: {path!r} is not a state_dict (a mapping of names to tensors); "
                        "save it with torch.save(model.state_dict(), path)")
     missing, unexpected = _key_diff(model.state_dict(), state)
-    if missing or unexpected:
+    if strict and (missing or unexpected):
         raise RunError(f"model.checkpoint: {path!r} does not match the model: missing {missing or 'none'}, "
-                       f"unexpected {unexpected or 'none'}; check model.name and model.kwargs")
+                       f"unexpected {unexpected or 'none'}; check model.name and model.kwargs, or set model.strict: false")
+    if not strict and len(missing) == len(model.state_dict()):
+        raise RunError(f"model.checkpoint: {path!r} shares no key with the model; check model.name and model.kwargs")
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
         raise RunError(f"model.checkpoint: {path!r} does not match the model: {short_message(exc)}") from None
 
@@ -353,12 +392,42 @@ class TransformedDataset(torch.utils.data.Dataset):
         return (self.transform(sample[0]), *sample[1:])
 
 
-def build_optimizer(spec, params, lr: float) -> torch.optim.Optimizer:
+def build_optimizer(spec, model: torch.nn.Module, lr: float) -> tuple[torch.optim.Optimizer, list[float]]:
+    """The optimizer over the model's trainable parameters, and each param group's lr scale.
+
+    Without `param_groups` there is one group. With them, each trainable parameter joins the first
+    group whose glob matches its name; the ones no glob matches form a last group of scale 1.
+    Frozen parameters (requires_grad=False) are left out, so they stay untouched.
+    """
+    import fnmatch
+
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise RunError("model: it has no trainable parameters (all have requires_grad=False)")
+    groups, scales = [], []
+    rest = list(named)
+    for i, group in enumerate(spec.param_groups or []):
+        chosen = [(n, p) for n, p in rest if fnmatch.fnmatchcase(n, group.params)]
+        if not chosen:
+            sample = ", ".join(n for n, _ in named[:4])
+            raise RunError(f"optimizer.param_groups.{i}.params: {group.params!r} matches no trainable parameter "
+                           f"(names look like: {sample}); fix the glob")
+        taken = {id(p) for _, p in chosen}
+        rest = [(n, p) for n, p in rest if id(p) not in taken]
+        groups.append({"params": [p for _, p in chosen], "lr": lr * group.lr_scale, **group.kwargs})
+        scales.append(group.lr_scale)
+    if rest:
+        groups.append({"params": [p for _, p in rest], "lr": lr})
+        scales.append(1.0)
     cls = resolve_optimizer(spec.name)
-    return call_user(cls, {"params": params, "lr": lr, **spec.kwargs}, f"optimizer: building {spec.name!r}")
+    optimizer = call_user(cls, {"params": groups, "lr": lr, **spec.kwargs}, f"optimizer: building {spec.name!r}")
+    return optimizer, scales
 
 
-def build_loss(spec) -> Callable:
+def build_loss(spec) -> Callable | None:
+    """The loss callable, or None when the spec says `loss: null` (the model returns its loss)."""
+    if spec is None:
+        return None
     target = resolve_loss(spec.name)
     if inspect.isclass(target):
         return call_user(target, spec.kwargs, f"loss: building {spec.name!r}")
@@ -367,6 +436,11 @@ def build_loss(spec) -> Callable:
 
         return functools.partial(target, **spec.kwargs)
     return target
+
+
+def build_step(path: str | None) -> Callable | None:
+    """The custom step function named by `step:`, or None for the default step."""
+    return import_object(path) if path else None
 
 
 def call_user(factory: Callable, kwargs: dict, what: str, reraise: tuple = ()) -> Any:

@@ -38,6 +38,7 @@ class RangeTestResult:
     end_lr: float
     num_iter: int
     mode: str
+    group_scales: list[float] = field(default_factory=lambda: [1.0])
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -45,8 +46,21 @@ class RangeTestResult:
         return len(self.lrs)
 
     @property
-    def history(self) -> dict[str, list[float]]:
-        return {"lr": list(self.lrs), "loss": list(self.losses), "smoothed": list(self.smoothed)}
+    def history(self) -> dict[str, list]:
+        """lr, loss and smoothed per step, and group_lrs: every param group's lr at each step."""
+        return {
+            "lr": list(self.lrs),
+            "loss": list(self.losses),
+            "smoothed": list(self.smoothed),
+            "group_lrs": [[lr * scale for scale in self.group_scales] for lr in self.lrs],
+        }
+
+    @property
+    def suggested_group_lrs(self) -> list[float] | None:
+        """The suggested lr of each param group (the suggestion times the group's scale)."""
+        if self.suggested_lr is None:
+            return None
+        return [self.suggested_lr * scale for scale in self.group_scales]
 
     @property
     def best(self) -> dict[str, float | None]:
@@ -65,6 +79,7 @@ class RangeTestResult:
             "suggested_lr": self.suggested_lr,
             "method": self.method,
             "suggestions": dict(self.suggestions),
+            "suggested_group_lrs": self.suggested_group_lrs,
             "best": self.best,
             "num_steps": self.num_steps,
             "stop_reason": self.stop_reason,

@@ -61,7 +61,7 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
 
     from .data import make_loader, resolve_device
     from .finder import RangeTestInterrupted, range_test
-    from .registry import build_dataset, build_loss, build_model, build_optimizer
+    from .registry import build_dataset, build_loss, build_model, build_optimizer, build_step
 
     spec = loaded.spec
     out_dir = output_dir(loaded)
@@ -74,11 +74,9 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
     dataset = build_dataset(spec.data)
     loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
                          drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=spec.seed, device=device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise RunError(f"model: {spec.model.name!r} has no trainable parameters")
-    optimizer = build_optimizer(spec.optimizer, params, spec.sweep.start_lr)
+    optimizer, scales = build_optimizer(spec.optimizer, model, spec.sweep.start_lr)
     loss_fn = build_loss(spec.loss)
+    step_fn = build_step(spec.step)
     sweep = spec.sweep
     try:
         result = range_test(
@@ -86,7 +84,7 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
             start_lr=sweep.start_lr, end_lr=sweep.end_lr, num_iter=sweep.num_iter, mode=sweep.mode,
             smoothing=sweep.smoothing, diverge_threshold=sweep.diverge_threshold,
             accumulation_steps=sweep.accumulation_steps, precision=spec.precision, snapshot=sweep.snapshot,
-            suggest_method=spec.suggest.method, on_step=on_step,
+            suggest_method=spec.suggest.method, on_step=on_step, step_fn=step_fn, group_scales=scales,
         )
     except RangeTestInterrupted as stop:
         raise Interrupted(_write(loaded, stop.result, out_dir)) from None
@@ -94,8 +92,9 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
         raise RunError(f"out of GPU memory at data.batch_size {spec.data.batch_size} on {device}; lower data.batch_size "
                        "(and raise sweep.accumulation_steps to keep the effective batch), or use precision: bf16") from None
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        loss = f"loss {spec.loss.name!r}" if spec.loss else "the loss the model returns"
         raise RunError(f"the training step failed: {type(exc).__name__}: {short_message(exc)}{user_frame(exc)}; check that "
-                       f"the output of model {spec.model.name!r} fits loss {spec.loss.name!r} and the targets of "
+                       f"the output of model {spec.model.name!r} fits {loss} and the batches of "
                        f"data {spec.data.name!r} (e.g. model.kwargs.num_classes)") from exc
     return _write(loaded, result, out_dir)
 

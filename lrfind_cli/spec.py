@@ -24,6 +24,7 @@ class ModelSpec(_Strict):
     name: str
     kwargs: dict[str, Any] = Field(default_factory=dict)
     checkpoint: str | None = None
+    strict: bool = True  # checkpoint keys must match the model's exactly
 
 
 class TransformSpec(_Strict):
@@ -41,9 +42,24 @@ class DataSpec(_Strict):
     drop_last: bool = True
 
 
+class ParamGroupSpec(_Strict):
+    params: str  # a glob on parameter names, e.g. "backbone.*"
+    lr_scale: float = Field(1.0, gt=0)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kwargs")
+    @classmethod
+    def _no_lr(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if "lr" in kwargs:
+            raise ValueError("a group's lr follows the sweep; remove 'lr' and use lr_scale")
+        return kwargs
+
+
 class OptimizerSpec(_Strict):
     name: str = "SGD"
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    # Parameters are matched to the first group whose glob fits; the rest form a group of scale 1.
+    param_groups: list[ParamGroupSpec] | None = None
 
     @field_validator("kwargs")
     @classmethod
@@ -90,7 +106,8 @@ class Spec(_Strict):
     model: ModelSpec
     data: DataSpec = Field(default_factory=DataSpec)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    loss: LossSpec = Field(default_factory=LossSpec)
+    loss: LossSpec | None = Field(default_factory=LossSpec)  # null: the model returns its own loss
+    step: str | None = None  # "package.module:function" called as function(model, batch, loss_fn) -> loss
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     suggest: SuggestSpec = Field(default_factory=SuggestSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)

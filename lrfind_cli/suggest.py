@@ -7,12 +7,32 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 MIN_POINTS = 5
-# The curve must fall by at least this fraction of its scale before any point on it is suggested.
+# Without raw losses to measure the noise, the curve must fall by this fraction of its scale.
 MIN_RELATIVE_DROP = 0.01
 
 
-def _usable(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
-    """The finite prefix of the curve, or None when it is too short or never fell."""
+def noise_level(raw: Sequence[float]) -> float:
+    """The batch-to-batch noise of raw losses: a robust standard deviation of one step.
+
+    1.4826 * median |l[i+1] - l[i]| estimates the standard deviation of the difference of two
+    independent draws; dividing by sqrt(2) gives that of one draw. The trend between two
+    neighbouring steps is small next to the noise, so it barely enters the estimate.
+    """
+    y = np.asarray(raw, dtype=float)
+    finite = np.isfinite(y)
+    y = y[: len(y) if finite.all() else int(np.argmin(finite))]
+    if len(y) < 3:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(np.diff(y))) / np.sqrt(2.0))
+
+
+def _usable(lrs: Sequence[float], losses: Sequence[float], min_drop: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The finite prefix of the curve, or None when it is too short or never fell.
+
+    "Fell" means the lowest point is more than `min_drop` below the first (the raw losses'
+    noise level, when known; at least 1e-5 of the curve's scale), else more than 1% of the
+    curve's scale below it.
+    """
     x = np.asarray(lrs, dtype=float)
     y = np.asarray(losses, dtype=float)
     finite = np.isfinite(y) & np.isfinite(x) & (x > 0)
@@ -22,19 +42,21 @@ def _usable(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, 
         return None
     drop = y[0] - y.min()
     scale = max(abs(y[0]), abs(y.min()), 1e-12)
-    if drop <= MIN_RELATIVE_DROP * scale:
+    # float32 losses carry ~1e-7 relative rounding: a fall below 1e-5 of the scale is no fall.
+    min_drop = MIN_RELATIVE_DROP * scale if min_drop is None else max(min_drop, 1e-5 * scale)
+    if drop <= min_drop:
         return None
     return x, y
 
 
-def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+def steepest(lrs: Sequence[float], losses: Sequence[float], min_drop: float | None = None) -> float | None:
     """The lr of steepest descent of the loss with respect to log(lr), before the minimum.
 
     The derivative is taken in log-lr space (not by index and not in linear lr, whose tiny
     spacing at small lrs amplifies noise; see Lightning issue #21141). The first tenth of the
     points is skipped and the search ends at the minimum, so the rise after divergence never wins.
     """
-    curve = _usable(lrs, losses)
+    curve = _usable(lrs, losses, min_drop)
     if curve is None:
         return None
     x, y = curve
@@ -50,7 +72,7 @@ def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     return float(x[i]) if grad[i] < 0 else None
 
 
-def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+def valley(lrs: Sequence[float], losses: Sequence[float], min_drop: float | None = None) -> float | None:
     """fastai's valley: about halfway into the longest strictly decreasing run of the curve.
 
     Follows fastai (`valley` in fastai/callback/schedule.py, from ESRI): the longest strictly
@@ -59,7 +81,7 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     sixth of the way in. As in fastai, the first tenth and the last five points are left out when
     the curve is long enough to spare them.
     """
-    curve = _usable(lrs, losses)
+    curve = _usable(lrs, losses, min_drop)
     if curve is None:
         return None
     x, y = curve
@@ -81,23 +103,28 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     return float(x[i])
 
 
-def minimum(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+def minimum(lrs: Sequence[float], losses: Sequence[float], min_drop: float | None = None) -> float | None:
     """One tenth of the lr at the lowest loss (the rule of thumb from fastai)."""
-    curve = _usable(lrs, losses)
+    curve = _usable(lrs, losses, min_drop)
     if curve is None:
         return None
     x, y = curve
     return float(x[int(np.argmin(y))] / 10.0)
 
 
-METHODS: dict[str, Callable[[Sequence[float], Sequence[float]], float | None]] = {
+METHODS: dict[str, Callable[..., float | None]] = {
     "steepest": steepest,
     "valley": valley,
     "minimum": minimum,
 }
-def suggest_all(lrs: Sequence[float], losses: Sequence[float]) -> dict[str, float | None]:
-    """Every method's suggestion for one curve."""
-    return {name: fn(lrs, losses) for name, fn in METHODS.items()}
+def suggest_all(lrs: Sequence[float], losses: Sequence[float], raw: Sequence[float] | None = None) -> dict[str, float | None]:
+    """Every method's suggestion for one (smoothed) curve.
+
+    With the raw losses, a curve counts as falling only when it falls by more than their noise
+    level, so batch noise at learning rates too small to learn anything yields no suggestion.
+    """
+    min_drop = noise_level(raw) if raw is not None else None
+    return {name: fn(lrs, losses, min_drop) for name, fn in METHODS.items()}
 
 
 def choose(method: str, suggestions: dict[str, float | None]) -> tuple[str, float | None]:

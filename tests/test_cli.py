@@ -421,8 +421,6 @@ def test_flat_loss_with_quiet_prints_no_learning_rate(cli_runner, tmp_path):
     assert result.stdout == ""
 
 
-@pytest.mark.xfail(strict=True, reason="suggest.py: a 1% drop of the smoothed loss counts as learning, so batch noise "
-                   "at lr 1e-12..1e-10 (where nothing is learned) still yields a suggestion and exit 0")
 def test_learning_rates_too_small_to_learn_exit_3(cli_runner, tmp_path):
     out = tmp_path / "out"
 

@@ -52,7 +52,9 @@ def test_to_dict_has_every_contract_key():
     assert doc["suggested_lr"] == 1e-3
     assert doc["method"] == "steepest"
     assert doc["suggestions"] == {"steepest": 1e-3, "valley": 2e-3, "minimum": 1e-3}
-    assert set(doc["history"]) == {"lr", "loss", "smoothed"}
+    assert set(doc["history"]) == {"lr", "loss", "smoothed", "group_lrs"}
+    assert doc["history"]["group_lrs"] == [[lr] for lr in doc["history"]["lr"]]
+    assert doc["suggested_group_lrs"] == [1e-3]
     assert len(doc["history"]["lr"]) == len(doc["history"]["loss"]) == len(doc["history"]["smoothed"]) == 5
     assert doc["history"]["lr"] == [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     assert doc["best"] == {"lr": 1e-2, "loss": 0.9}

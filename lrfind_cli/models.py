@@ -1,0 +1,50 @@
+"""Built-in small models for the example specs: a causal language model and a tabular MLP."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TinyCausalLM(nn.Module):
+    """A small decoder-only transformer that returns its own next-token loss.
+
+    Called as `model(input_ids=...)` (the way a dict batch is passed), it returns a dict with
+    `logits` and `loss` (cross-entropy of each position against the next token), like the
+    causal LM heads of common transformer libraries.
+    """
+
+    def __init__(self, vocab_size: int = 256, dim: int = 64, depth: int = 2, heads: int = 4, max_len: int = 128,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, dim)
+        self.position = nn.Embedding(max_len, dim)
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=4 * dim, dropout=dropout, batch_first=True,
+                                           norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab_size, bias=False)
+
+    def forward(self, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        length = input_ids.shape[1]
+        positions = torch.arange(length, device=input_ids.device)
+        hidden = self.embed(input_ids) + self.position(positions)
+        mask = nn.Transformer.generate_square_subsequent_mask(length, device=input_ids.device)
+        hidden = self.blocks(hidden, mask=mask, is_causal=True)
+        logits = self.head(self.norm(hidden))
+        loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), input_ids[:, 1:].reshape(-1))
+        return {"logits": logits, "loss": loss}
+
+
+def mlp_regressor(in_features: int = 16, hidden: int = 64, depth: int = 2, out_features: int = 1) -> nn.Module:
+    """A plain ReLU MLP for tabular regression."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
+
+
+BUILTIN_MODELS = {"tiny_causal_lm": TinyCausalLM, "mlp_regressor": mlp_regressor}
