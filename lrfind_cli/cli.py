@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, EXIT_NO_SUGGESTION, EXIT_RUNTIME, LrfindError, short_message
+from .errors import EXIT_INTERRUPTED, EXIT_NO_SUGGESTION, EXIT_RUNTIME, EXIT_TERMINATED, LrfindError, short_message
 
 app = typer.Typer(
     add_completion=False,
@@ -95,10 +95,23 @@ def validate(spec: SpecArg, set_: SetOpt = None, verbose: VerboseOpt = False) ->
     _guarded(verbose, check)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so the sweep stops, restores and writes its partial result."""
+
+
 def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool) -> None:
     from .spec import load_spec
 
     loaded = load_spec(spec_path, overrides)
+    terminated = {"seen": False}
+
+    def on_sigterm(signum, frame) -> None:
+        terminated["seen"] = True
+        raise _Terminated()
+
+    import signal
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     from .runner import Interrupted, run_spec, title_of
     from .ui import LiveReporter
 
@@ -113,7 +126,7 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool) -> 
         if json_out:
             sys.stdout.write(stop.outcome.json_text)
         _say(f"interrupted: partial result in {stop.outcome.out_dir}; the model was restored")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(EXIT_TERMINATED if terminated["seen"] else EXIT_INTERRUPTED) from None
     result = outcome.result
     if json_out:
         sys.stdout.write(outcome.json_text)
@@ -154,9 +167,9 @@ def _guarded(verbose: bool, action) -> None:
         for line in str(exc).splitlines():
             _say(f"error: {line}")
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _say("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(EXIT_TERMINATED if isinstance(exc, _Terminated) else EXIT_INTERRUPTED) from None
     except Exception as exc:
         if debug:
             traceback.print_exc()  # -v shows the traceback; the exit code stays the contract's

@@ -11,8 +11,10 @@ from typing import Any
 
 from .errors import RunError, short_message, user_frame
 from .plot import save_plot
-from .results import PLOT_PNG, RangeTestResult, to_json, write_outputs
+from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, to_json, write_outputs
 from .spec import LoadedSpec
+
+OUTPUT_FILES = (RESULT_JSON, HISTORY_CSV, PLOT_PNG)  # the only files a run writes
 
 
 @dataclass
@@ -46,6 +48,13 @@ def output_dir(loaded: LoadedSpec) -> Path:
         probe = probe.parent
     if not os.access(probe, os.W_OK | os.X_OK):
         raise RunError(f"output.dir: {str(probe)!r} is not writable; choose another path with --out")
+    inputs = {loaded.path.resolve()}
+    if loaded.spec.model.checkpoint:
+        inputs.add(Path(loaded.spec.model.checkpoint).resolve())
+    for name in OUTPUT_FILES:
+        if (out / name).resolve() in inputs:
+            raise RunError(f"output.dir: writing {name} there would overwrite an input of this run ({out / name}); "
+                           "choose another directory with --out")
     return out
 
 

@@ -127,9 +127,10 @@ class LoadedSpec(BaseModel):
     spec: Spec
     path: Path
     lines: dict[tuple, int]
+    overridden: dict[tuple, str] = {}
 
     def where(self, *key: str | int) -> str:
-        return _where(self.path, self.lines, key)
+        return _where(self.path, self.lines, key, self.overridden)
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check_targets: bool = True) -> LoadedSpec:
@@ -141,25 +142,27 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, 
         raise SpecError(Problem(str(path), "spec file not found", "check the path")) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(Problem(str(path), f"cannot read the spec: {exc}", "pass a readable UTF-8 YAML file")) from None
-    raw, lines = _parse_yaml(text, path)
-    problems: list[Problem] = []
+    raw, lines, problems = _parse_yaml(text, path)
+    overridden: dict[tuple, str] = {}
     for item in overrides:
         problem = apply_override(raw, item)
         if problem:
             problems.append(problem)
+        else:
+            overridden[tuple(p.strip() for p in item.partition("=")[0].split("."))] = item
     spec = None
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, path, lines))
+        problems.extend(_pydantic_problems(exc, path, lines, overridden))
     if check_targets:
         from .registry import check_targets as _check  # imports torch: only when asked
 
         for key, what, fix in _check(raw):
-            problems.append(Problem(_where(path, lines, key), what, fix))
+            problems.append(Problem(_where(path, lines, key, overridden), what, fix))
     if problems or spec is None:
         raise SpecError(_dedupe(problems))
-    return LoadedSpec(spec=spec, path=path, lines=lines)
+    return LoadedSpec(spec=spec, path=path, lines=lines, overridden=overridden)
 
 
 def apply_override(raw: dict, item: str) -> Problem | None:
@@ -168,7 +171,7 @@ def apply_override(raw: dict, item: str) -> Problem | None:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         return Problem(where, "an override needs the form KEY=VALUE", "e.g. --set sweep.num_iter=50")
-    parts = key.strip().split(".")
+    parts = [p.strip() for p in key.split(".")]
     if any(not p for p in parts):
         return Problem(where, f"key {key!r} has an empty part", "use dotted keys like optimizer.kwargs.momentum")
     try:
@@ -188,7 +191,7 @@ def apply_override(raw: dict, item: str) -> Problem | None:
     return None
 
 
-def _parse_yaml(text: str, path: Path) -> tuple[dict, dict[tuple, int]]:
+def _parse_yaml(text: str, path: Path) -> tuple[dict, dict[tuple, int], list[Problem]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -203,27 +206,39 @@ def _parse_yaml(text: str, path: Path) -> tuple[dict, dict[tuple, int]]:
         what = f"the spec must be a mapping of keys, found a {found}"
         raise SpecError(Problem(f"{path}:1", what, "write `model: ...`, `data: ...` at the top level"))
     lines: dict[tuple, int] = {}
-    _collect_lines(node, (), lines)
-    return raw, lines
+    duplicates: list[Problem] = []
+    _collect_lines(node, (), lines, path, duplicates)
+    return raw, lines, duplicates
 
 
-def _collect_lines(node: yaml.Node, key: tuple, lines: dict[tuple, int]) -> None:
+def _collect_lines(node: yaml.Node, key: tuple, lines: dict[tuple, int], path: Path, duplicates: list[Problem]) -> None:
+    """Map every key path to its line; report keys given twice in one mapping (YAML keeps the last silently)."""
     lines[key] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             name = k.value
-            lines[key + (name,)] = k.start_mark.line + 1
+            line = k.start_mark.line + 1
+            if key + (name,) in lines:
+                keypath = ".".join(str(p) for p in key + (name,))
+                first = lines[key + (name,)]
+                duplicates.append(Problem(f"{path}:{line} {keypath}", f"key {name!r} is given twice (first at line {first})",
+                                          "keep one of them"))
+                continue
+            lines[key + (name,)] = line
             if isinstance(v, (yaml.MappingNode, yaml.SequenceNode)):
-                _collect_lines(v, key + (name,), lines)
-                lines[key + (name,)] = k.start_mark.line + 1
+                _collect_lines(v, key + (name,), lines, path, duplicates)
+                lines[key + (name,)] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            _collect_lines(v, key + (i,), lines)
+            _collect_lines(v, key + (i,), lines, path, duplicates)
 
 
-def _where(path: Path, lines: dict[tuple, int], key: tuple) -> str:
+def _where(path: Path, lines: dict[tuple, int], key: tuple, overridden: dict[tuple, str] | None = None) -> str:
     key = tuple(key)
     keypath = ".".join(str(k) for k in key)
+    for prefix, item in (overridden or {}).items():
+        if key[: len(prefix)] == prefix:
+            return f"--set {item} ({keypath})"
     probe = key
     while probe not in lines and probe:
         probe = probe[:-1]
@@ -232,7 +247,7 @@ def _where(path: Path, lines: dict[tuple, int], key: tuple) -> str:
     return f"{location} {keypath}" if keypath else location
 
 
-def _pydantic_problems(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> list[Problem]:
+def _pydantic_problems(exc: ValidationError, path: Path, lines: dict[tuple, int], overridden: dict[tuple, str]) -> list[Problem]:
     problems = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
@@ -242,14 +257,14 @@ def _pydantic_problems(exc: ValidationError, path: Path, lines: dict[tuple, int]
             known = _fields_at(loc[:-1])
             close = difflib.get_close_matches(name, known, n=1)
             fix = f"did you mean {close[0]!r}?" if close else f"valid keys here: {', '.join(known)}"
-            problems.append(Problem(_where(path, lines, loc), f"unknown key {name!r}", fix))
+            problems.append(Problem(_where(path, lines, loc, overridden), f"unknown key {name!r}", fix))
         elif kind == "missing":
-            problems.append(Problem(_where(path, lines, loc), "required key is missing", f"add `{loc[-1]}:`"))
+            problems.append(Problem(_where(path, lines, loc, overridden), "required key is missing", f"add `{loc[-1]}:`"))
         else:
             message = err["msg"].removeprefix("Value error, ")
             value = err.get("input")
             shown = f" (got {value!r})" if not isinstance(value, (dict, list)) and kind != "value_error" else ""
-            problems.append(Problem(_where(path, lines, loc), f"{message}{shown}", _fix_for(kind)))
+            problems.append(Problem(_where(path, lines, loc, overridden), f"{message}{shown}", _fix_for(kind)))
     return problems
 
 

@@ -19,6 +19,7 @@ class LiveReporter:
         self.num_iter = num_iter
         self.rows: deque = deque(maxlen=rows)
         self.live: Live | None = None
+        self.started = False
         self.progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                  console=console)
         self.task = self.progress.add_task("sweep", total=num_iter)
@@ -26,12 +27,16 @@ class LiveReporter:
         self.every = max(1, num_iter // 10)
 
     def __enter__(self) -> LiveReporter:
+        return self
+
+    def _start(self) -> None:
+        """Begin drawing at the first step, so errors while building come first and alone."""
+        self.started = True
         if self.console.is_terminal:
             self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
             self.live.__enter__()
         else:
             self.console.print(f"{self.title}: {self.num_iter} steps", highlight=False, soft_wrap=True)
-        return self
 
     def __exit__(self, *exc) -> None:
         if self.live is not None:
@@ -40,6 +45,8 @@ class LiveReporter:
             self.live = None
 
     def on_step(self, info) -> None:
+        if not self.started:
+            self._start()
         self.rows.append(info)
         self.progress.update(self.task, completed=info.step + 1)
         if self.live is not None:
