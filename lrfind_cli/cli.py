@@ -72,7 +72,7 @@ def run(
         overrides.append(f"device={device}")
     if out is not None:
         overrides.append(f"output.dir={_yaml_string(str(out))}")
-    _guarded(verbose, lambda: _run(spec, overrides, json_out, quiet))
+    _guarded(verbose, lambda: _run(spec, overrides, json_out, quiet, verbose))
 
 
 @app.command()
@@ -99,8 +99,14 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interrupt so the sweep stops, restores and writes its partial result."""
 
 
-def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool) -> None:
+def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, verbose: bool = False) -> None:
+    from .distributed import env_rank
     from .spec import load_spec
+
+    # Under torchrun, rank 0 alone draws and prints; the other ranks stay silent unless -v.
+    main_rank = env_rank() == 0
+    if not main_rank and not verbose:
+        quiet, json_out = True, False
 
     loaded = load_spec(spec_path, overrides)
     terminated = {"seen": False}
@@ -123,12 +129,14 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool) -> 
             with LiveReporter(console, title_of(loaded), loaded.spec.sweep.num_iter) as reporter:
                 outcome = run_spec(loaded, on_step=reporter.on_step)
     except Interrupted as stop:
-        if json_out:
+        if json_out and main_rank:
             sys.stdout.write(stop.outcome.json_text)
         _say(f"interrupted: partial result in {stop.outcome.out_dir}; the model was restored")
         raise typer.Exit(EXIT_TERMINATED if terminated["seen"] else EXIT_INTERRUPTED) from None
     result = outcome.result
-    if json_out:
+    if not main_rank:
+        pass
+    elif json_out:
         sys.stdout.write(outcome.json_text)
     elif quiet:
         if result.suggested_lr is not None:
@@ -184,7 +192,9 @@ def _stderr():
 
 
 def _say(text: str) -> None:
-    """One plain line on stderr: no markup, no highlighting, never wrapped."""
+    """One plain line on stderr: no markup, no highlighting, never wrapped; under torchrun it names the rank."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        text = f"[rank {os.environ.get('RANK', '?')}] {text}"
     _stderr().print(text, highlight=False, markup=False, soft_wrap=True)
 
 

@@ -95,23 +95,33 @@ BUILTIN_DATASETS = {"synthetic": SyntheticImages, "synthetic_sequences": Synthet
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, drop_last: bool, num_workers: int, seed: int,
-                device: torch.device) -> DataLoader:
-    """A DataLoader whose order depends only on `seed`; pinned memory when feeding CUDA."""
+                device: torch.device, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """A DataLoader whose order depends only on `seed`; pinned memory when feeding CUDA.
+
+    With world_size > 1 each rank reads its own shard through a DistributedSampler seeded alike.
+    """
     try:
         size = len(dataset)  # type: ignore[arg-type]
     except TypeError:
         size = None
     if size == 0:
         raise RunError("data: the dataset is empty; check data.name and data.kwargs (root, split, train)")
-    if size is not None and drop_last and size < batch_size:
+    if size is not None and drop_last and size // world_size < batch_size:
+        per_rank = f" per rank ({world_size} ranks)" if world_size > 1 else ""
         raise RunError(
-            f"data.batch_size: {batch_size} is larger than the dataset ({size} samples) with data.drop_last: true; "
-            "lower data.batch_size or set data.drop_last: false"
+            f"data.batch_size: {batch_size} is larger than the dataset ({size // world_size} samples{per_rank}) with "
+            "data.drop_last: true; lower data.batch_size or set data.drop_last: false"
         )
+    sampler = None
+    if world_size > 1:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
         drop_last=drop_last,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,

@@ -169,6 +169,8 @@ def range_test(
     own loss (see `default_step`). Losses stay on the device
     and are read every `sync_every` steps (default: every step on CPU, 16 on accelerators); the
     history is cut at the step that triggered the stop, so it does not depend on `sync_every`.
+    Inside a torch.distributed process group of several ranks, every rank must call this alike: the
+    recorded loss is the mean across ranks, so all ranks stop at the same step.
     State is restored on return, on exception and on KeyboardInterrupt (which is re-raised as
     RangeTestInterrupted carrying the partial result).
     """
@@ -194,7 +196,8 @@ def range_test(
     ratios = list(group_scales) if group_scales is not None else _group_ratios(optimizer)
     if len(ratios) != len(optimizer.param_groups):
         raise ValueError(f"group_scales has {len(ratios)} entries for {len(optimizer.param_groups)} param groups")
-    loader_rng = _generator_states(train_loader)
+    restore_loader = _loader_state(train_loader)
+    group = _process_group()
     state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=snapshot == "disk").capture()
     curve = LossCurve(smoothing, diverge_threshold)
     record: dict[str, list[float]] = {"lr": [], "loss": [], "smoothed": []}
@@ -205,12 +208,19 @@ def range_test(
     read = 0  # steps moved to `record`
     stop_at: int | None = None
 
-    def drain() -> None:
+    def drain(collective: bool = True) -> None:
         nonlocal read, stop_at, status, reason
         if read >= done or stop_at is not None:
             return
         first = read
-        for offset, loss in enumerate(buffer[first:done].tolist()):
+        chunk = buffer[first:done]
+        if group is not None and collective:
+            # Every rank drains at the same steps, so this collective lines up; the mean across ranks
+            # is the loss of the global batch, and the stop decision taken from it is the same everywhere.
+            chunk = chunk.clone()
+            torch.distributed.all_reduce(chunk, group=group)
+            chunk /= torch.distributed.get_world_size(group)
+        for offset, loss in enumerate(chunk.tolist()):
             i = first + offset
             smoothed = curve.add(loss)
             record["lr"].append(float(schedule[i]))
@@ -258,13 +268,12 @@ def range_test(
                 if stop_at is not None:
                     break
     except KeyboardInterrupt:
-        drain()
+        drain(collective=False)  # other ranks may not be here: record this rank's own losses
         status, reason = "interrupted", f"interrupted after {len(record['lr'])} steps"
     finally:
         state.restore()
         state.discard()
-        for generator, saved in loader_rng:
-            generator.set_state(saved)
+        restore_loader()
     result = _result(record, status, reason, suggest_method, device, started, start_lr, end_lr, num_iter, mode)
     result.group_scales = ratios
     if status == "interrupted":
@@ -294,7 +303,13 @@ def _result(record, status, reason, suggest_method, device, started, start_lr, e
 
 
 def _cycle(loader: Iterable) -> Iterator:
-    """Yield batches forever, starting a new epoch whenever the loader runs out."""
+    """Yield batches forever, starting a new epoch whenever the loader runs out.
+
+    A DistributedSampler is told each new epoch, so every pass over the data is shuffled anew.
+    """
+    sampler = getattr(loader, "sampler", None)
+    set_epoch = getattr(sampler, "set_epoch", None)
+    epoch = getattr(sampler, "epoch", 0)
     seen = 0
     while True:
         empty = True
@@ -302,6 +317,9 @@ def _cycle(loader: Iterable) -> Iterator:
             empty = False
             seen += 1
             yield batch
+        epoch += 1
+        if callable(set_epoch):
+            set_epoch(epoch)
         if empty and seen:
             raise ValueError(f"the data loader ran out after {seen} batches and cannot be iterated again (a one-shot iterator?); "
                              "pass a re-iterable loader such as a DataLoader or a list, or lower num_iter")
@@ -309,8 +327,8 @@ def _cycle(loader: Iterable) -> Iterator:
             raise ValueError("the data loader yielded no batches (is the dataset smaller than one batch with drop_last?)")
 
 
-def _generator_states(loader: Any) -> list[tuple[torch.Generator, torch.Tensor]]:
-    """The torch.Generator objects a DataLoader shuffles with, and their states, to put back afterwards."""
+def _loader_state(loader: Any) -> Callable[[], None]:
+    """Capture what iterating a DataLoader changes (its generators, a sampler's epoch); return the restorer."""
     found: dict[int, torch.Generator] = {}
     sampler = getattr(loader, "sampler", None)
     batch_sampler = getattr(loader, "batch_sampler", None)
@@ -318,7 +336,16 @@ def _generator_states(loader: Any) -> list[tuple[torch.Generator, torch.Tensor]]
         generator = getattr(owner, "generator", None)
         if isinstance(generator, torch.Generator):
             found[id(generator)] = generator
-    return [(g, g.get_state()) for g in found.values()]
+    states = [(g, g.get_state()) for g in found.values()]
+    epoch = getattr(sampler, "epoch", None)
+
+    def restore() -> None:
+        for generator, saved in states:
+            generator.set_state(saved)
+        if isinstance(epoch, int):
+            sampler.epoch = epoch
+
+    return restore
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -330,6 +357,14 @@ def _to_device(batch: Any, device: torch.device) -> Any:
         moved = [_to_device(v, device) for v in batch]
         return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
     return batch
+
+
+def _process_group():
+    """The default process group when running distributed with more than one rank, else None."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.group.WORLD
+    return None
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:

@@ -68,13 +68,16 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
     import numpy as np
     import torch
 
+    from . import distributed
     from .data import make_loader, resolve_device
     from .finder import RangeTestInterrupted, range_test
     from .registry import build_dataset, build_loss, build_model, build_optimizer, build_step
 
     spec = loaded.spec
     out_dir = output_dir(loaded)
-    device = resolve_device(spec.device)
+    ctx, device = distributed.setup(spec.device)  # (None, None) unless started by torchrun
+    device = device or resolve_device(spec.device)
+    rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
     random.seed(spec.seed)
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
@@ -82,8 +85,13 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
     model = build_model(spec.model).to(device)
     dataset = build_dataset(spec.data)
     loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
-                         drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=spec.seed, device=device)
+                         drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=spec.seed, device=device,
+                         rank=rank, world_size=world)
     optimizer, scales = build_optimizer(spec.optimizer, model, spec.sweep.start_lr)
+    if ctx is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     loss_fn = build_loss(spec.loss)
     step_fn = build_step(spec.step)
     sweep = spec.sweep
@@ -96,7 +104,7 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
             suggest_method=spec.suggest.method, on_step=on_step, step_fn=step_fn, group_scales=scales,
         )
     except RangeTestInterrupted as stop:
-        raise Interrupted(_write(loaded, stop.result, out_dir)) from None
+        raise Interrupted(_write(loaded, _with_scale(stop.result, spec, world), out_dir, rank)) from None
     except torch.cuda.OutOfMemoryError:
         raise RunError(f"out of GPU memory at data.batch_size {spec.data.batch_size} on {device}; lower data.batch_size "
                        "(and raise sweep.accumulation_steps to keep the effective batch), or use precision: bf16") from None
@@ -105,11 +113,20 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
         raise RunError(f"the training step failed: {type(exc).__name__}: {short_message(exc)}{user_frame(exc)}; check that "
                        f"the output of model {spec.model.name!r} fits {loss} and the batches of "
                        f"data {spec.data.name!r} (e.g. model.kwargs.num_classes)") from exc
-    return _write(loaded, result, out_dir)
+    return _write(loaded, _with_scale(result, spec, world), out_dir, rank)
 
 
-def _write(loaded: LoadedSpec, result: RangeTestResult, out_dir: Path) -> RunOutcome:
+def _with_scale(result: RangeTestResult, spec, world: int) -> RangeTestResult:
+    """Record how many processes ran and the samples behind each optimizer step (per-rank batch x ranks x accumulation)."""
+    result.extra.update(world_size=world, global_batch_size=spec.data.batch_size * world * spec.sweep.accumulation_steps)
+    return result
+
+
+def _write(loaded: LoadedSpec, result: RangeTestResult, out_dir: Path, rank: int = 0) -> RunOutcome:
+    """Write the outputs (rank 0 only: other ranks hold the same result and write nothing)."""
     document = result.to_dict(loaded.spec.model_dump(mode="json"))
+    if rank != 0:
+        return RunOutcome(result=result, out_dir=out_dir, paths={}, document=document)
     try:
         paths = write_outputs(result, out_dir, document)
         paths["png"] = save_plot(result, out_dir / PLOT_PNG, title_of(loaded))

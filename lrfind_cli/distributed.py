@@ -1,0 +1,74 @@
+"""torchrun glue: the process group from the environment, per-rank devices, and the rank-0 rule."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .errors import RunError
+
+# A rank that waits longer than this for the others gives up (a peer that died usually closes its
+# connections first, which ends the wait at once).
+TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world_size: int
+    local_rank: int
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def env_rank() -> int:
+    """This process's rank as torchrun sets it (0 outside torchrun)."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def launched_by_torchrun() -> bool:
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ and "MASTER_ADDR" in os.environ
+
+
+def setup(device_name: str):
+    """Join the process group torchrun describes; return (DistContext, device), or (None, None) outside torchrun.
+
+    Each rank gets its own device: cuda:LOCAL_RANK when CUDA is used (NCCL), else the CPU (Gloo).
+    """
+    if not launched_by_torchrun():
+        return None, None
+    import torch
+    import torch.distributed as dist
+
+    from .data import resolve_device
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise RunError(f"device: local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+                           "start at most one process per GPU (--nproc_per_node) or use --device cpu")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    elif device.type == "cpu":
+        backend = "gloo"
+    else:
+        raise RunError(f"device: {device.type} is not supported with torchrun; use cuda or cpu")
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=timedelta(seconds=TIMEOUT_S))
+        import atexit
+
+        atexit.register(teardown)
+    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, backend), device
+
+
+def teardown() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
