@@ -130,6 +130,17 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, drop_last: 
     )
 
 
+def resident_batches(loader, count: int, device: torch.device) -> list:
+    """The first `count` batches the loader gives (cycling through epochs), already moved to `device`.
+
+    The sweep then reads them from device memory: no loading, collation or copying while it runs.
+    """
+    from .finder import _cycle, _to_device
+
+    batches = _cycle(loader)
+    return [_to_device(next(batches), device) for _ in range(count)]
+
+
 def resolve_device(name: str) -> torch.device:
     """auto: cuda, then mps, then cpu. An explicit device that this machine lacks is an error."""
     if name == "auto":

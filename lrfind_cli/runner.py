@@ -69,7 +69,7 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
     import torch
 
     from . import distributed
-    from .data import make_loader, resolve_device
+    from .data import make_loader, resident_batches, resolve_device
     from .finder import RangeTestInterrupted, range_test
     from .registry import build_dataset, build_loss, build_model, build_optimizer, build_step
 
@@ -87,6 +87,9 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
     loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
                          drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=spec.seed, device=device,
                          rank=rank, world_size=world)
+    fast = _fast_paths(spec, model, device)
+    if spec.performance.device_batches:
+        loader = resident_batches(loader, spec.sweep.num_iter * spec.sweep.accumulation_steps, device)
     optimizer, scales = build_optimizer(spec.optimizer, model, spec.sweep.start_lr)
     if ctx is not None:
         from torch.nn.parallel import DistributedDataParallel
@@ -102,6 +105,7 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
             smoothing=sweep.smoothing, diverge_threshold=sweep.diverge_threshold,
             accumulation_steps=sweep.accumulation_steps, precision=spec.precision, snapshot=sweep.snapshot,
             suggest_method=spec.suggest.method, on_step=on_step, step_fn=step_fn, group_scales=scales,
+            sync_every=spec.performance.sync_every,
         )
     except RangeTestInterrupted as stop:
         raise Interrupted(_write(loaded, _with_scale(stop.result, spec, world), out_dir, rank)) from None
@@ -113,7 +117,24 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
         raise RunError(f"the training step failed: {type(exc).__name__}: {short_message(exc)}{user_frame(exc)}; check that "
                        f"the output of model {spec.model.name!r} fits {loss} and the batches of "
                        f"data {spec.data.name!r} (e.g. model.kwargs.num_classes)") from exc
+    result.extra["performance"] = fast
     return _write(loaded, _with_scale(result, spec, world), out_dir, rank)
+
+
+def _fast_paths(spec, model, device) -> dict[str, bool]:
+    """Switch on channels_last and cuDNN autotune where they help (CUDA); report what is on."""
+    import torch
+
+    perf = spec.performance
+    cuda = device.type == "cuda"
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    channels_last = (cuda and has_conv) if perf.channels_last == "auto" else bool(perf.channels_last)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cuda and perf.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    return {"channels_last": channels_last, "cudnn_benchmark": cuda and perf.cudnn_benchmark,
+            "device_batches": perf.device_batches}
 
 
 def _with_scale(result: RangeTestResult, spec, world: int) -> RangeTestResult:

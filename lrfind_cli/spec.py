@@ -91,6 +91,13 @@ class SweepSpec(_Strict):
         return self
 
 
+class PerformanceSpec(_Strict):
+    channels_last: Literal["auto", True, False] = "auto"  # auto: on CUDA, for models with 2-D convolutions
+    cudnn_benchmark: bool = True  # cuDNN autotune on CUDA: fastest kernels, tiny run-to-run differences
+    device_batches: bool = False  # load the sweep's batches onto the device before it starts
+    sync_every: int | None = Field(None, ge=1)  # steps between loss reads (null: 1 on CPU, 16 on accelerators)
+
+
 class SuggestSpec(_Strict):
     method: Literal["auto", "steepest", "valley", "minimum"] = "auto"
 
@@ -109,6 +116,7 @@ class Spec(_Strict):
     loss: LossSpec | None = Field(default_factory=LossSpec)  # null: the model returns its own loss
     step: str | None = None  # "package.module:function" called as function(model, batch, loss_fn) -> loss
     sweep: SweepSpec = Field(default_factory=SweepSpec)
+    performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
     suggest: SuggestSpec = Field(default_factory=SuggestSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
 
