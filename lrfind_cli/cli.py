@@ -95,6 +95,64 @@ def validate(spec: SpecArg, set_: SetOpt = None, verbose: VerboseOpt = False) ->
     _guarded(verbose, check)
 
 
+@app.command()
+def compare(
+    results: Annotated[list[Path], typer.Argument(help="result.json files (or directories holding one).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the overlaid plot.")] = Path("compare.png"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Overlay saved results (other specs, machines or days) in one plot and print their suggestions.
+
+    Examples:
+
+      lrfind compare lrfind-out/resnet lrfind-out/resnet-adamw --out compare.png
+
+      lrfind compare a/result.json b/result.json --json
+    """
+    _guarded(verbose, lambda: _compare(results, out, json_out))
+
+
+def _compare(paths: list[Path], out: Path, json_out: bool) -> None:
+    import json
+
+    from .errors import Problem as _Problem
+    from .errors import SpecError
+    from .results import RESULT_JSON, RangeTestResult
+
+    curves, rows = [], []
+    for given in paths:
+        path = given / RESULT_JSON if given.is_dir() else given
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            result = RangeTestResult.from_dict(doc)
+        except FileNotFoundError:
+            raise SpecError(_Problem(str(path), "no such result file", "pass result.json files or their directories")) from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SpecError(_Problem(str(path), f"not an lrfind result.json ({short_message(exc)})",
+                                     "pass files written by `lrfind run`")) from None
+        label = str(given)
+        curves.append((label, result))
+        rows.append({"result": label, "status": result.status, "suggested_lr": result.suggested_lr, "method": result.method,
+                     "best_loss": result.best["loss"], "best_lr": result.best["lr"], "num_steps": result.num_steps,
+                     "global_batch_size": doc.get("global_batch_size")})
+    from .plot import save_plot
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_plot(curves, out, "lrfind compare")
+    if json_out:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        width = max(len(r["result"]) for r in rows)
+        sys.stdout.write(f"{'result':<{width}}  {'suggested_lr':>12}  {'method':<9} {'best loss':>10}  {'at lr':>9}  status\n")
+        for r in rows:
+            lr = "-" if r["suggested_lr"] is None else f"{r['suggested_lr']:.4g}"
+            best = "-" if r["best_loss"] is None else f"{r['best_loss']:.4g}"
+            at = "-" if r["best_lr"] is None else f"{r['best_lr']:.3g}"
+            sys.stdout.write(f"{r['result']:<{width}}  {lr:>12}  {r['method']:<9} {best:>10}  {at:>9}  {r['status']}\n")
+    _say(f"wrote {out}")
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interrupt so the sweep stops, restores and writes its partial result."""
 
@@ -127,7 +185,7 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
             outcome = run_spec(loaded)
         else:
             with LiveReporter(console, title_of(loaded), loaded.spec.sweep.num_iter) as reporter:
-                outcome = run_spec(loaded, on_step=reporter.on_step)
+                outcome = run_spec(loaded, on_step=reporter.on_step, on_variant=reporter.on_variant)
     except Interrupted as stop:
         if json_out and main_rank:
             sys.stdout.write(stop.outcome.json_text)
@@ -159,6 +217,14 @@ def _print_summary(outcome) -> None:
     if best["lr"] is not None:
         out.write(f"best smoothed loss {best['loss']:.4g} at lr {best['lr']:.4g}\n")
     out.write(f"{result.status}: {result.stop_reason}\n")
+    runs = outcome.document.get("runs")
+    if runs:
+        best = outcome.document["best_run"]
+        out.write(f"grid: {len(runs)} runs; on top: run {best['index'] + 1} ({best['criterion']})\n")
+        for i, run in enumerate(runs):
+            lr = "-" if run["suggested_lr"] is None else format(run["suggested_lr"], ".4g")
+            label = ", ".join(f"{k}={v}" for k, v in run["overrides"].items())
+            out.write(f"  run {i + 1}: {label:<40} suggested_lr {lr:<10} {run['status']}\n")
     out.write(f"outputs: {outcome.out_dir}/ (result.json, history.csv, lr_find.png)\n")
 
 

@@ -159,6 +159,8 @@ def range_test(
     on_step: Callable[[StepInfo], None] | None = None,
     sync_every: int | None = None,
     group_scales: list[float] | None = None,
+    val_fn: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+    val_every: int = 10,
 ) -> RangeTestResult:
     """Run the learning-rate range test and restore model, optimizer, scaler and RNG exactly.
 
@@ -171,6 +173,9 @@ def range_test(
     history is cut at the step that triggered the stop, so it does not depend on `sync_every`.
     Inside a torch.distributed process group of several ranks, every rank must call this alike: the
     recorded loss is the mean across ranks, so all ranks stop at the same step.
+    With `val_fn(model) -> loss tensor`, it is called (in eval mode, without gradients) after the
+    optimizer step of steps 0, val_every, 2*val_every, ... and the last; `result.val_losses` holds
+    its value at those steps and None elsewhere.
     State is restored on return, on exception and on KeyboardInterrupt (which is re-raised as
     RangeTestInterrupted carrying the partial result).
     """
@@ -182,6 +187,8 @@ def range_test(
         raise ValueError(f"diverge_threshold must be above 1, got {diverge_threshold}")
     if precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+    if val_every < 1:
+        raise ValueError(f"val_every must be at least 1, got {val_every}")
     if snapshot not in ("memory", "disk"):
         raise ValueError(f"snapshot must be 'memory' or 'disk', got {snapshot!r}")
     schedule = lr_schedule(start_lr, end_lr, num_iter, mode)
@@ -200,8 +207,9 @@ def range_test(
     group = _process_group()
     state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=snapshot == "disk").capture()
     curve = LossCurve(smoothing, diverge_threshold)
-    record: dict[str, list[float]] = {"lr": [], "loss": [], "smoothed": []}
-    buffer = torch.empty(num_iter, dtype=torch.float32, device=device)
+    record: dict[str, list] = {"lr": [], "loss": [], "smoothed": [], "val_loss": []}
+    # Row 0: the training loss of each step; row 1 (with val_fn): the validation loss, NaN where not measured.
+    buffer = torch.full((2 if val_fn else 1, num_iter), math.nan, dtype=torch.float32, device=device)
     status, reason = "completed", f"reached end_lr after {num_iter} steps"
     started = time.perf_counter()
     done = 0  # steps whose loss is in `buffer`
@@ -213,19 +221,22 @@ def range_test(
         if read >= done or stop_at is not None:
             return
         first = read
-        chunk = buffer[first:done]
+        chunk = buffer[:, first:done]
         if group is not None and collective:
             # Every rank drains at the same steps, so this collective lines up; the mean across ranks
             # is the loss of the global batch, and the stop decision taken from it is the same everywhere.
             chunk = chunk.clone()
             torch.distributed.all_reduce(chunk, group=group)
             chunk /= torch.distributed.get_world_size(group)
-        for offset, loss in enumerate(chunk.tolist()):
+        rows = chunk.tolist()
+        for offset, loss in enumerate(rows[0]):
             i = first + offset
             smoothed = curve.add(loss)
             record["lr"].append(float(schedule[i]))
             record["loss"].append(loss)
             record["smoothed"].append(smoothed)
+            if val_fn is not None:
+                record["val_loss"].append(rows[1][offset] if math.isfinite(rows[1][offset]) else None)
             read = i + 1  # recorded: a KeyboardInterrupt in on_step below must not make drain() record it again
             if on_step is not None:
                 best = curve.best if math.isfinite(curve.best) else smoothed
@@ -261,7 +272,9 @@ def range_test(
                 scaler.update()
             else:
                 optimizer.step()
-            buffer[i] = total
+            buffer[0, i] = total
+            if val_fn is not None and (i % val_every == 0 or i == num_iter - 1):
+                buffer[1, i] = _evaluate(model, val_fn, autocast)
             done = i + 1
             if done % sync_every == 0 or done == num_iter:
                 drain()
@@ -276,6 +289,7 @@ def range_test(
         restore_loader()
     result = _result(record, status, reason, suggest_method, device, started, start_lr, end_lr, num_iter, mode)
     result.group_scales = ratios
+    result.val_losses = record["val_loss"] if val_fn is not None else None
     if status == "interrupted":
         raise RangeTestInterrupted(result)
     return result
@@ -300,6 +314,16 @@ def _result(record, status, reason, suggest_method, device, started, start_lr, e
         num_iter=num_iter,
         mode=mode,
     )
+
+
+def _evaluate(model: torch.nn.Module, val_fn: Callable, autocast) -> torch.Tensor:
+    """val_fn(model) in eval mode without gradients; train mode again afterwards (no host sync)."""
+    model.eval()
+    try:
+        with torch.no_grad(), autocast:
+            return val_fn(model).detach().float()
+    finally:
+        model.train()
 
 
 def _cycle(loader: Iterable) -> Iterator:

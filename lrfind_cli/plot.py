@@ -4,43 +4,40 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from .results import RangeTestResult, write_atomic
 
 _COLOURS = {"steepest": "tab:red", "valley": "tab:green", "minimum": "tab:purple"}
+Curve = tuple[str, RangeTestResult]  # (legend label, result); one unlabelled curve is the plain plot
 
 
-def save_plot(result: RangeTestResult, path: Path, title: str = "") -> Path:
-    """Draw the curve and write the PNG atomically (never opens a window)."""
+def save_plot(curves: RangeTestResult | Sequence[Curve], path: Path, title: str = "") -> Path:
+    """Draw one curve (with every method's suggestion) or several overlaid (each with its suggestion), and
+    write the PNG atomically. Never opens a window.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
 
+    if isinstance(curves, RangeTestResult):
+        curves = [("", curves)]
     fig = Figure(figsize=(8, 5), dpi=110, layout="constrained")
     ax = fig.add_subplot()
-    lrs, raw, smooth = result.lrs, result.losses, result.smoothed
-    finite_raw = [(lr, v) for lr, v in zip(lrs, raw) if math.isfinite(v)]
-    if finite_raw:
-        ax.plot(*zip(*finite_raw), color="tab:blue", alpha=0.25, linewidth=1, label="loss (raw)")
-    finite = [(lr, v) for lr, v in zip(lrs, smooth) if math.isfinite(v)]
-    if finite:
-        ax.plot(*zip(*finite), color="tab:blue", linewidth=2, label="loss (smoothed)")
-        _limit_y(ax, [v for _, v in finite], min(v for _, v in finite_raw))
-    if result.mode == "exp":
+    if len(curves) == 1:
+        _draw_one(ax, curves[0][1])
+        result = curves[0][1]
+        subtitle = f"{result.status}, {result.num_steps} steps"
+    else:
+        _draw_many(ax, curves)
+        subtitle = f"{len(curves)} runs"
+    if any(r.mode == "exp" for _, r in curves):
         ax.set_xscale("log")
-    for name, lr in result.suggestions.items():
-        if lr is None:
-            continue
-        chosen = name == result.method and lr == result.suggested_lr
-        ax.axvline(lr, color=_COLOURS.get(name, "tab:gray"), linestyle="-" if chosen else ":",
-                   linewidth=2 if chosen else 1.2,
-                   label=f"{name}: {lr:.2e}" + ("  (suggested)" if chosen else ""))
     ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    status = f"{result.status}, {result.num_steps} steps"
-    ax.set_title(f"{title}\n{status}" if title else status, fontsize=10)
+    ax.set_ylabel("loss")
+    ax.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
@@ -48,6 +45,77 @@ def save_plot(result: RangeTestResult, path: Path, title: str = "") -> Path:
     fig.savefig(buf, format="png")
     write_atomic(path, buf.getvalue())
     return path
+
+
+def legend_labels(curves: Sequence[Curve]) -> list[str]:
+    """The legend entries save_plot draws for several overlaid curves (one per curve, in order)."""
+    return [f"{label or f'run {i + 1}'}: {_lr_text(r.suggested_lr)}" for i, (label, r) in enumerate(curves)]
+
+
+def _draw_one(ax, result: RangeTestResult) -> None:
+    raw = _finite(result.lrs, result.losses)
+    smooth = _finite(result.lrs, result.smoothed)
+    if raw:
+        ax.plot(*zip(*raw), color="tab:blue", alpha=0.25, linewidth=1, label="loss (raw)")
+    if smooth:
+        ax.plot(*zip(*smooth), color="tab:blue", linewidth=2, label="loss (smoothed)")
+        _limit_y(ax, [v for _, v in smooth], min(v for _, v in raw))
+    _draw_val(ax, result, "tab:orange", "validation loss")
+    for name, lr in result.suggestions.items():
+        if lr is None:
+            continue
+        chosen = name == result.method and lr == result.suggested_lr
+        ax.axvline(lr, color=_COLOURS.get(name, "tab:gray"), linestyle="-" if chosen else ":",
+                   linewidth=2 if chosen else 1.2,
+                   label=f"{name}: {lr:.2e}" + ("  (suggested)" if chosen else ""))
+
+
+def _draw_many(ax, curves: Sequence[Curve]) -> None:
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab10"]
+    lows, starts, tops = [], [], []
+    for i, ((_, result), label) in enumerate(zip(curves, legend_labels(curves))):
+        colour = colours(i % 10)
+        raw = _finite(result.lrs, result.losses)
+        smooth = _finite(result.lrs, result.smoothed)
+        if raw:
+            ax.plot(*zip(*raw), color=colour, alpha=0.15, linewidth=1)
+        if not smooth:
+            continue
+        ax.plot(*zip(*smooth), color=colour, linewidth=2, label=label)
+        _draw_val(ax, result, colour, "validation loss (dashed)" if i == 0 else None)
+        lows.append(min(min(v for _, v in smooth), min(v for _, v in raw)))
+        starts.append(smooth[0][1])
+        tops.append(max(v for _, v in smooth))
+        if result.suggested_lr is not None:
+            y = _value_at(smooth, result.suggested_lr)
+            ax.plot([result.suggested_lr], [y], marker="o", markersize=8, color=colour, markeredgecolor="black")
+    if lows:
+        low, start = min(lows), max(starts)
+        top = min(max(tops), start + 0.25 * (start - low))
+        if top > low:
+            ax.set_ylim(low - 0.05 * (top - low), top + 0.05 * (top - low))
+
+
+def _draw_val(ax, result: RangeTestResult, colour, label: str | None) -> None:
+    if result.val_losses is None:
+        return
+    points = [(lr, v) for lr, v in zip(result.lrs, result.val_losses) if v is not None and math.isfinite(v)]
+    if points:
+        ax.plot(*zip(*points), linestyle="--", marker="s", markersize=3, color=colour, label=label or "_nolegend_")
+
+
+def _finite(lrs: Sequence[float], values: Sequence[float]) -> list[tuple[float, float]]:
+    return [(lr, v) for lr, v in zip(lrs, values) if v is not None and math.isfinite(v)]
+
+
+def _value_at(points: list[tuple[float, float]], lr: float) -> float:
+    return min(points, key=lambda p: abs(math.log(p[0]) - math.log(lr)) if p[0] > 0 and lr > 0 else abs(p[0] - lr))[1]
+
+
+def _lr_text(lr: float | None) -> str:
+    return "no suggestion" if lr is None else f"{lr:.2e}"
 
 
 def _limit_y(ax, smoothed: list[float], raw_low: float) -> None:

@@ -39,6 +39,7 @@ class RangeTestResult:
     num_iter: int
     mode: str
     group_scales: list[float] = field(default_factory=lambda: [1.0])
+    val_losses: list[float | None] | None = None  # validation loss where measured (sweep.val), else None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -48,12 +49,15 @@ class RangeTestResult:
     @property
     def history(self) -> dict[str, list]:
         """lr, loss and smoothed per step, and group_lrs: every param group's lr at each step."""
-        return {
+        history = {
             "lr": list(self.lrs),
             "loss": list(self.losses),
             "smoothed": list(self.smoothed),
             "group_lrs": [[lr * scale for scale in self.group_scales] for lr in self.lrs],
         }
+        if self.val_losses is not None:
+            history["val_loss"] = list(self.val_losses)
+        return history
 
     @property
     def suggested_group_lrs(self) -> list[float] | None:
@@ -70,6 +74,24 @@ class RangeTestResult:
             return {"lr": None, "loss": None}
         loss, lr = min(finite)
         return {"lr": lr, "loss": loss}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> RangeTestResult:
+        """Rebuild a result from a result.json document (nulls become NaN where numbers are expected)."""
+        history, sweep = doc["history"], doc.get("sweep", {})
+
+        def numbers(values: list) -> list[float]:
+            return [math.nan if v is None else float(v) for v in values]
+
+        lrs = numbers(history["lr"])
+        return cls(
+            lrs=lrs, losses=numbers(history["loss"]), smoothed=numbers(history["smoothed"]),
+            status=doc["status"], stop_reason=doc.get("stop_reason", ""), suggestions=doc.get("suggestions", {}),
+            method=doc.get("method", ""), suggested_lr=doc.get("suggested_lr"), device=doc.get("device", ""),
+            duration_s=doc.get("duration_s") or 0.0, start_lr=sweep.get("start_lr", lrs[0] if lrs else math.nan),
+            end_lr=sweep.get("end_lr", lrs[-1] if lrs else math.nan), num_iter=sweep.get("num_iter", len(lrs)),
+            mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"),
+        )
 
     def to_dict(self, spec: dict | None = None) -> dict[str, Any]:
         """The result.json document (non-finite numbers become null)."""
@@ -114,9 +136,11 @@ def to_json(doc: dict[str, Any]) -> str:
 def history_csv(result: RangeTestResult) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["step", "lr", "loss", "smoothed"])
+    val = result.val_losses
+    writer.writerow(["step", "lr", "loss", "smoothed"] + (["val_loss"] if val is not None else []))
     for i, (lr, loss, smooth) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
-        writer.writerow([i, repr(lr), _csv_number(loss), _csv_number(smooth)])
+        extra = [_csv_number(val[i]) if val[i] is not None else ""] if val is not None else []
+        writer.writerow([i, repr(lr), _csv_number(loss), _csv_number(smooth)] + extra)
     return buf.getvalue()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from .errors import RunError, short_message, user_frame
 from .plot import save_plot
 from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, to_json, write_outputs
-from .spec import LoadedSpec
+from .spec import LoadedSpec, Spec, variant_label
 
 OUTPUT_FILES = (RESULT_JSON, HISTORY_CSV, PLOT_PNG)  # the only files a run writes
 
@@ -60,23 +60,46 @@ def output_dir(loaded: LoadedSpec) -> Path:
 
 def title_of(loaded: LoadedSpec) -> str:
     s = loaded.spec
-    return f"{s.model.name} · {s.optimizer.name} · {s.data.name} (batch {s.data.batch_size})"
+    batch = "" if s.grid and "data.batch_size" in s.grid else f" (batch {s.data.batch_size})"
+    return f"{s.model.name} · {s.optimizer.name} · {s.data.name}{batch}"
 
 
-def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
-    """Build everything the spec names, run the range test, and write result.json, history.csv and the plot."""
-    import numpy as np
-    import torch
+def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Callable | None = None) -> RunOutcome:
+    """Build everything the spec names, run the range test(s), and write result.json, history.csv and the plot.
 
+    With a `grid:`, every variant runs in turn from the same initial state (the same seed builds the
+    same model); `on_variant(index, count, label)` is called before each.
+    """
     from . import distributed
-    from .data import make_loader, resident_batches, resolve_device
-    from .finder import RangeTestInterrupted, range_test
-    from .registry import build_dataset, build_loss, build_model, build_optimizer, build_step
+    from .data import resolve_device
+    from .finder import RangeTestInterrupted
 
     spec = loaded.spec
     out_dir = output_dir(loaded)
     ctx, device = distributed.setup(spec.device)  # (None, None) unless started by torchrun
     device = device or resolve_device(spec.device)
+    runs: list[tuple[dict[str, Any], RangeTestResult]] = []
+    for index, (overrides, variant) in enumerate(loaded.variants):
+        if on_variant is not None:
+            on_variant(index, len(loaded.variants), variant_label(overrides))
+        try:
+            result = _sweep(variant, device, ctx, on_step)
+        except RangeTestInterrupted as stop:
+            runs.append((overrides, _with_scale(stop.result, variant, ctx)))
+            raise Interrupted(_write(loaded, runs, out_dir, ctx)) from None
+        runs.append((overrides, _with_scale(result, variant, ctx)))
+    return _write(loaded, runs, out_dir, ctx)
+
+
+def _sweep(spec: Spec, device, ctx, on_step: Callable | None) -> RangeTestResult:
+    """One range test for one (variant) spec: build, sweep, restore; errors become one-line RunErrors."""
+    import numpy as np
+    import torch
+
+    from .data import make_loader, resident_batches
+    from .finder import range_test
+    from .registry import build_dataset, build_loss, build_model, build_optimizer, build_step
+
     rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
     random.seed(spec.seed)
     np.random.seed(spec.seed)
@@ -84,6 +107,9 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
 
     model = build_model(spec.model).to(device)
     dataset = build_dataset(spec.data)
+    val_fn = None
+    if spec.sweep.val is not None:
+        dataset, val_batches = _validation_split(spec, dataset, device)
     loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
                          drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=spec.seed, device=device,
                          rank=rank, world_size=world)
@@ -97,6 +123,8 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     loss_fn = build_loss(spec.loss)
     step_fn = build_step(spec.step)
+    if spec.sweep.val is not None:
+        val_fn = _val_fn(val_batches, loss_fn, step_fn)
     sweep = spec.sweep
     try:
         result = range_test(
@@ -105,10 +133,8 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
             smoothing=sweep.smoothing, diverge_threshold=sweep.diverge_threshold,
             accumulation_steps=sweep.accumulation_steps, precision=spec.precision, snapshot=sweep.snapshot,
             suggest_method=spec.suggest.method, on_step=on_step, step_fn=step_fn, group_scales=scales,
-            sync_every=spec.performance.sync_every,
+            sync_every=spec.performance.sync_every, val_fn=val_fn, val_every=sweep.val.every if sweep.val else 10,
         )
-    except RangeTestInterrupted as stop:
-        raise Interrupted(_write(loaded, _with_scale(stop.result, spec, world), out_dir, rank)) from None
     except torch.cuda.OutOfMemoryError:
         raise RunError(f"out of GPU memory at data.batch_size {spec.data.batch_size} on {device}; lower data.batch_size "
                        "(and raise sweep.accumulation_steps to keep the effective batch), or use precision: bf16") from None
@@ -118,7 +144,48 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None) -> RunOutcome:
                        f"the output of model {spec.model.name!r} fits {loss} and the batches of "
                        f"data {spec.data.name!r} (e.g. model.kwargs.num_classes)") from exc
     result.extra["performance"] = fast
-    return _write(loaded, _with_scale(result, spec, world), out_dir, rank)
+    return result
+
+
+def _validation_split(spec: Spec, dataset, device):
+    """(training set, fixed validation batches on the device) for sweep.val.
+
+    Without val.kwargs a seeded `fraction` of the training set is held out (and not trained on);
+    with them, the dataset is built again with data.kwargs updated by val.kwargs (a named split).
+    Either way `batches` batches are drawn once, with the spec's seed, and kept on the device.
+    """
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    from .finder import _to_device
+    from .registry import build_dataset
+
+    val = spec.sweep.val
+    gen = torch.Generator().manual_seed(spec.seed)
+    if val.kwargs is not None:
+        held_out = build_dataset(spec.data.model_copy(update={"kwargs": {**spec.data.kwargs, **val.kwargs}}))
+    else:
+        order = torch.randperm(len(dataset), generator=gen).tolist()
+        cut = max(1, int(round(val.fraction * len(dataset))))
+        held_out, dataset = Subset(dataset, order[:cut]), Subset(dataset, order[cut:])
+    wanted = min(len(held_out), val.batches * spec.data.batch_size)
+    if wanted == 0:
+        raise RunError("sweep.val: the validation split is empty; raise sweep.val.fraction or check sweep.val.kwargs")
+    picked = Subset(held_out, torch.randperm(len(held_out), generator=gen)[:wanted].tolist())
+    batches = [_to_device(b, device) for b in DataLoader(picked, batch_size=spec.data.batch_size)]
+    return dataset, batches
+
+
+def _val_fn(batches: list, loss_fn, step_fn) -> Callable:
+    """The mean loss over the fixed validation batches, computed with the sweep's own step."""
+    from .finder import default_step
+
+    step = step_fn or default_step
+
+    def evaluate(model):
+        return sum(step(model, batch, loss_fn).float() for batch in batches) / len(batches)
+
+    return evaluate
 
 
 def _fast_paths(spec, model, device) -> dict[str, bool]:
@@ -137,20 +204,50 @@ def _fast_paths(spec, model, device) -> dict[str, bool]:
             "device_batches": perf.device_batches}
 
 
-def _with_scale(result: RangeTestResult, spec, world: int) -> RangeTestResult:
+def _with_scale(result: RangeTestResult, spec: Spec, ctx) -> RangeTestResult:
     """Record how many processes ran and the samples behind each optimizer step (per-rank batch x ranks x accumulation)."""
+    world = ctx.world_size if ctx else 1
     result.extra.update(world_size=world, global_batch_size=spec.data.batch_size * world * spec.sweep.accumulation_steps)
     return result
 
 
-def _write(loaded: LoadedSpec, result: RangeTestResult, out_dir: Path, rank: int = 0) -> RunOutcome:
-    """Write the outputs (rank 0 only: other ranks hold the same result and write nothing)."""
+BEST_RUN_CRITERION = "lowest minimum of the smoothed training loss among runs with a suggestion"
+
+
+def best_run(runs: list[tuple[dict[str, Any], RangeTestResult]]) -> int:
+    """The index of the run with a suggestion whose smoothed loss reached the lowest minimum.
+
+    Runs without a suggestion count only when no run has one; the first run if no run has a minimum.
+    """
+    scored = [(r.suggested_lr is None, r.best["loss"], i) for i, (_, r) in enumerate(runs) if r.best["loss"] is not None]
+    return min(scored)[2] if scored else 0
+
+
+def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]], out_dir: Path, ctx) -> RunOutcome:
+    """Write the outputs (rank 0 only: other ranks hold the same result and write nothing).
+
+    The top level of result.json is the best run's; with a grid, `runs` lists every variant and
+    `best_run` says which one is on top and why.
+    """
+    index = best_run(runs)
+    result = runs[index][1]
     document = result.to_dict(loaded.spec.model_dump(mode="json"))
-    if rank != 0:
+    if loaded.spec.grid:
+        document["best_run"] = {"index": index, "overrides": runs[index][0],
+                                "criterion": BEST_RUN_CRITERION}
+        document["runs"] = [_run_entry(overrides, r) for overrides, r in runs]
+    if ctx is not None and not ctx.is_main:
         return RunOutcome(result=result, out_dir=out_dir, paths={}, document=document)
     try:
         paths = write_outputs(result, out_dir, document)
-        paths["png"] = save_plot(result, out_dir / PLOT_PNG, title_of(loaded))
+        curves = [(variant_label(o) if loaded.spec.grid else "", r) for o, r in runs]
+        paths["png"] = save_plot(curves, out_dir / PLOT_PNG, title_of(loaded))
     except OSError as exc:
         raise RunError(f"output.dir: cannot write to {str(out_dir)!r}: {exc.strerror or exc}; choose another path with --out") from None
     return RunOutcome(result=result, out_dir=out_dir, paths=paths, document=document)
+
+
+def _run_entry(overrides: dict[str, Any], result: RangeTestResult) -> dict[str, Any]:
+    doc = result.to_dict()
+    keys = ("status", "suggested_lr", "method", "suggestions", "best", "num_steps", "stop_reason", "history")
+    return {"overrides": overrides, **{k: doc[k] for k in keys}}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
+import itertools
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -74,6 +76,13 @@ class LossSpec(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
+class ValSpec(_Strict):
+    every: int = Field(10, ge=1)  # evaluate after every k-th optimizer step (and the last)
+    batches: int = Field(2, ge=1)  # the fixed subsample: this many batches, drawn once with the seed
+    fraction: float = Field(0.1, gt=0, lt=1)  # held out from the training set when no kwargs are given
+    kwargs: dict[str, Any] | None = None  # else: a named split, e.g. {train: false}, merged into data.kwargs
+
+
 class SweepSpec(_Strict):
     start_lr: float = Field(1e-7, gt=0)
     end_lr: float = Field(10.0, gt=0)
@@ -83,6 +92,7 @@ class SweepSpec(_Strict):
     diverge_threshold: float = Field(4.0, gt=1)
     accumulation_steps: int = Field(1, ge=1)
     snapshot: Literal["memory", "disk"] = "memory"
+    val: ValSpec | None = None  # validation-loss mode (off by default)
 
     @model_validator(mode="after")
     def _ordered(self) -> SweepSpec:
@@ -119,6 +129,18 @@ class Spec(_Strict):
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
     suggest: SuggestSpec = Field(default_factory=SuggestSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    # Dotted spec keys to lists of values: every combination runs as its own range test.
+    grid: dict[str, list[Any]] | None = None
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, grid: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        for key, values in (grid or {}).items():
+            if not values:
+                raise ValueError(f"grid.{key} needs at least one value")
+            if key.split(".")[0] in ("grid", "output"):
+                raise ValueError(f"grid.{key}: {key.split('.')[0]} cannot vary within one run")
+        return grid
 
     @field_validator("device")
     @classmethod
@@ -136,6 +158,8 @@ class LoadedSpec(BaseModel):
     path: Path
     lines: dict[tuple, int]
     overridden: dict[tuple, str] = {}
+    # One (grid overrides, spec) pair per range test to run; a single ({}, spec) without a grid.
+    variants: list[tuple[dict[str, Any], Spec]] = []
 
     def where(self, *key: str | int) -> str:
         return _where(self.path, self.lines, key, self.overridden)
@@ -168,9 +192,51 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, 
 
         for key, what, fix in _check(raw):
             problems.append(Problem(_where(path, lines, key, overridden), what, fix))
+    variants = _grid_specs(raw, spec, path, lines, problems, check_targets) if spec is not None else []
     if problems or spec is None:
         raise SpecError(_dedupe(problems))
-    return LoadedSpec(spec=spec, path=path, lines=lines, overridden=overridden)
+    return LoadedSpec(spec=spec, path=path, lines=lines, overridden=overridden, variants=variants)
+
+
+def _grid_specs(raw: dict, spec: Spec, path: Path, lines: dict[tuple, int], problems: list[Problem],
+                check_targets: bool) -> list[tuple[dict[str, Any], Spec]]:
+    """Validate every grid variant up front, adding its problems; return (overrides, spec) for each.
+
+    A problem is placed at the grid key that caused it (file:line of that key under `grid:`), and
+    names the variants it occurs in, or says it occurs in every variant.
+    """
+    if not spec.grid:
+        return [({}, spec)]
+    variants: list[tuple[dict[str, Any], Spec]] = []
+    found: dict[tuple[tuple, str, str], list[str]] = {}
+    combos = grid_variants(spec.grid)
+    for overrides in combos:
+        variant = copy.deepcopy({k: v for k, v in raw.items() if k != "grid"})
+        here: list[tuple[tuple, str, str]] = []
+        for key, value in overrides.items():
+            problem = set_path(variant, key.split("."), value, "")
+            if problem:
+                here.append((("grid", key), problem.what, problem.fix))
+        if not here:
+            try:
+                variants.append((overrides, Spec.model_validate(variant)))
+            except ValidationError as exc:
+                here += [(tuple(e["loc"]), e["msg"].removeprefix("Value error, "), _fix_for(e["type"]))
+                         for e in exc.errors(include_url=False)]
+            if check_targets:
+                from .registry import check_targets as _check
+
+                here += _check(variant)
+        for item in here:
+            found.setdefault(item, []).append(variant_label(overrides))
+    for (key, what, fix), labels in found.items():
+        dotted = ".".join(map(str, key))
+        grid_key = next((k for k in spec.grid if dotted == k or dotted.startswith(k + ".") or k.startswith(dotted + ".")), None)
+        where = _where(path, lines, ("grid", grid_key)) if grid_key else _where(path, lines, key)
+        scope = "every grid variant" if len(labels) == len(combos) else "grid variant " + "; ".join(labels)
+        text = what if grid_key == dotted else f"{dotted}: {what}"
+        problems.append(Problem(where, f"{text} (in {scope})", fix))
+    return variants
 
 
 def apply_override(raw: dict, item: str) -> Problem | None:
@@ -186,6 +252,11 @@ def apply_override(raw: dict, item: str) -> Problem | None:
         parsed = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError as exc:
         return Problem(where, f"value is not valid YAML: {_first_line(exc)}", "quote the value")
+    return set_path(raw, parts, parsed, where)
+
+
+def set_path(raw: dict, parts: list[str], value: Any, where: str) -> Problem | None:
+    """Set raw[a][b][c] = value for parts [a, b, c], creating missing mappings; a Problem if one is in the way."""
     node = raw
     for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
@@ -193,10 +264,22 @@ def apply_override(raw: dict, item: str) -> Problem | None:
             child = node[part] = {}
         if not isinstance(child, dict):
             so_far = ".".join(parts[: depth + 1])
-            return Problem(where, f"{so_far} is a {type(child).__name__}, not a mapping", "override a key that exists")
+            return Problem(where, f"{so_far} is a {type(child).__name__}, not a mapping", "use a key that exists")
         node = child
-    node[parts[-1]] = parsed
+    node[parts[-1]] = value
     return None
+
+
+def grid_variants(grid: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
+    """The cartesian product of a grid as a list of {dotted key: value}; [{}] without a grid."""
+    if not grid:
+        return [{}]
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def variant_label(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "base"
 
 
 def _parse_yaml(text: str, path: Path) -> tuple[dict, dict[tuple, int], list[Problem]]:

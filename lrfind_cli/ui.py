@@ -16,6 +16,7 @@ class LiveReporter:
     def __init__(self, console: Console, title: str, num_iter: int, rows: int = 12):
         self.console = console
         self.title = title
+        self.base_title = title
         self.num_iter = num_iter
         self.rows: deque = deque(maxlen=rows)
         self.live: Live | None = None
@@ -43,6 +44,18 @@ class LiveReporter:
             self.live.update(self._render())
             self.live.__exit__(*exc)
             self.live = None
+
+    def on_variant(self, index: int, count: int, label: str) -> None:
+        """A new run of a grid begins: name it in the title, start its rows and progress afresh."""
+        if count == 1:
+            return
+        if self.started and self.live is None:
+            self.console.print("", highlight=False)
+        self.title = f"{self.base_title} · run {index + 1}/{count}: {label}"
+        self.rows.clear()
+        self.progress.reset(self.task, total=self.num_iter)
+        if self.started and self.live is None:
+            self.console.print(f"{self.title}: {self.num_iter} steps", highlight=False, soft_wrap=True)
 
     def on_step(self, info) -> None:
         if not self.started:
