@@ -142,3 +142,200 @@ def choose(method: str, suggestions: dict[str, float | None]) -> tuple[str, floa
         return "auto", None
     lr, name = found[(len(found) - 1) // 2]
     return name, lr
+
+
+# ---------------------------------------------------------------- schedule-aware recommendation
+#
+# The suggestions above read one feature of the EMA-smoothed curve. `recommend` reads the curve's
+# shape instead, on a zero-lag re-smoothing of the raw losses (the whole curve is known once the
+# sweep is over, so a centred window can be used and the EMA's lag disappears):
+#
+#   start      the loss has fallen by 10% of its total drop: learning begins
+#   steepest   the steepest fall in log(lr), before the minimum
+#   knee       the fall is 75% done: the upper end of the productive descent
+#   minimum    the lowest loss
+#   divergence after the minimum, the loss is back up by half the drop (None if it never is)
+#
+# A loss seen at step i was produced by the lrs of the last several steps (momentum and Adam's
+# moments average about ten steps, and an instability needs a few steps to grow), so every feature
+# sits a few steps to the right of the lr that caused it. `recommend` reads the lr LAG_STEPS steps
+# before the knee: the highest lr at which the descent was still productive. That is the one-cycle
+# max_lr (warm-up and annealing make the top of the cycle safe); a constant lr, which must stay
+# stable for the whole run, is CONSTANT_FACTOR lower, but never below where the loss started to fall.
+
+Curve = tuple[Sequence[float], Sequence[float], "Sequence[float] | None"]
+
+KNEE_FRACTION = 0.75  # the knee: this fraction of the total drop is done
+LAG_STEPS = 5  # how many steps a feature of the loss trails the lr that caused it
+CONSTANT_FACTOR = 3.0  # constant lr = one-cycle max_lr / this (Smith: base_lr = max_lr / 3 to / 4)
+RISE_FRACTION = 0.5  # divergence: the loss is back up by this fraction of the drop
+SCHEDULES = ("onecycle", "constant")
+
+
+def _finite(lrs: Sequence[float], losses: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The prefix of (lrs, losses) before the first non-finite loss or non-positive lr."""
+    x = np.asarray(lrs, dtype=float)
+    y = np.asarray(losses, dtype=float) if losses is not None else np.full(len(x), np.nan)
+    n = min(len(x), len(y))
+    x, y = x[:n], y[:n]
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    cut = n if ok.all() else int(np.argmin(ok))
+    return x[:cut], y[:cut]
+
+
+def zero_lag(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """A centred, robust re-smoothing of the raw losses over their finite prefix: (lrs, smoothed).
+
+    A running median (half-width n/50, at least 1 point) removes outlier batches, then a local
+    linear fit with triangular weights (half-width n/25, at least 2 points) in log(lr) smooths what
+    is left. Both windows are centred, so unlike an EMA the result does not trail the raw curve,
+    and the local linear fit keeps the ends unbiased. Windows are in points, so they span the same
+    fraction of any sweep.
+    """
+    x, y = _finite(lrs, losses)
+    n = len(y)
+    if n < 3:
+        return x, y.copy()
+    u = np.log(x)
+    k, h = max(1, n // 50), max(2, n // 25)
+    # symmetric windows, shrinking at the ends, so a straight line stays straight
+    med = np.array([np.median(y[i - min(k, i, n - 1 - i) : i + min(k, i, n - 1 - i) + 1]) for i in range(n)])
+    out = np.empty(n)
+    for i in range(n):
+        lo, hi = max(0, i - h), min(n, i + h + 1)
+        w = 1.0 - np.abs(np.arange(lo, hi) - i) / (h + 1)
+        uu, yy = u[lo:hi], med[lo:hi]
+        mu, my = np.average(uu, weights=w), np.average(yy, weights=w)
+        var = np.sum(w * (uu - mu) ** 2)
+        slope = np.sum(w * (uu - mu) * (yy - my)) / var if var > 0 else 0.0
+        out[i] = my + slope * (u[i] - mu)
+    return x, out
+
+
+def curve_shape(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None = None) -> dict | None:
+    """The landmarks of a range-test curve, or None when it is too short or never fell.
+
+    Read on `zero_lag(raw)` when the raw losses are given (recommended), else on `smoothed`.
+    Returns a dict of lrs (`start`, `steepest`, `knee`, `minimum`, `divergence` or None) and of
+    indices into the finite prefix (`i_start`, ...), plus `drop` (first minus lowest loss),
+    `noise` (raw batch noise, 0 without raw) and `points` (length of the finite prefix).
+    """
+    source = raw if raw is not None and len(_finite(lrs, raw)[1]) >= MIN_POINTS else smoothed
+    x, z = zero_lag(lrs, source) if source is raw else _finite(lrs, smoothed)
+    n = len(z)
+    if n < MIN_POINTS:
+        return None
+    noise = noise_level(raw) if raw is not None else 0.0
+    head = max(3, n // 20)
+    first = float(np.median(z[:head]))
+    m = int(np.argmin(z))
+    drop = first - float(z[m])
+    scale = max(abs(first), abs(float(z[m])), 1e-12)
+    # the fall must beat the batch noise (averaged over the smoothing window) and float rounding;
+    # without raw losses, 1% of the scale, as for the other methods
+    min_drop = max(2.0 * noise / np.sqrt(max(2, n // 25)), 1e-5 * scale) if raw is not None else MIN_RELATIVE_DROP * scale
+    if drop <= min_drop or m == 0:
+        return None
+    below = lambda level: int(np.argmax(z[: m + 1] <= level))  # noqa: E731  first point at or below `level`
+    i_start = below(first - 0.1 * drop)
+    i_knee = below(first - KNEE_FRACTION * drop)
+    grad = np.gradient(z, np.log(x))
+    i_steep = int(np.argmin(grad[i_start : m + 1])) + i_start
+    rise = np.nonzero(z[m:] >= z[m] + RISE_FRACTION * drop)[0]
+    i_div = m + int(rise[0]) if len(rise) else None
+    return {
+        "start": float(x[i_start]), "steepest": float(x[i_steep]), "knee": float(x[i_knee]), "minimum": float(x[m]),
+        "divergence": float(x[i_div]) if i_div is not None else None,
+        "i_start": i_start, "i_steepest": i_steep, "i_knee": i_knee, "i_minimum": m, "i_divergence": i_div,
+        "drop": drop, "noise": noise, "points": n, "lrs": x,
+    }
+
+
+def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None = None,
+              schedule: str = "onecycle") -> dict:
+    """The learning rate to train with under `schedule` ("onecycle" or "constant"), from the curve's shape.
+
+    Returns {"lr": float | None, "lr_range": [low, high] | None, "schedule": str, "shape": dict | None}.
+    `lr` is the one-cycle max_lr (schedule="onecycle") or the constant lr (schedule="constant");
+    `lr_range` is the productive descent, from where the loss falls fastest to LAG_STEPS steps before
+    the knee (Smith's base_lr .. max_lr for a cyclic schedule), widened to contain `lr`. `shape` holds
+    the landmarks from `curve_shape` (lrs only). Pass the raw losses whenever you have them: the
+    landmarks are then read on a zero-lag re-smoothing of them instead of the lagging EMA.
+    All None when the curve is too short, never fell clearly, or is flat.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    shape = curve_shape(lrs, smoothed, raw)
+    if shape is None:
+        return {"lr": None, "lr_range": None, "schedule": schedule, "shape": None}
+    x = shape["lrs"]
+    top = float(x[max(shape["i_knee"] - LAG_STEPS, 0)])
+    top = max(top, shape["start"])  # a descent shorter than the lag: never below where learning began
+    lr = top if schedule == "onecycle" else max(top / CONSTANT_FACTOR, min(shape["start"], top))
+    low = min(shape["steepest"], top)
+    lr_range = [min(low, lr), max(top, lr)]
+    public = {k: v for k, v in shape.items() if k in ("start", "steepest", "knee", "minimum", "divergence")}
+    return {"lr": float(lr), "lr_range": [float(v) for v in lr_range], "schedule": schedule, "shape": public}
+
+
+def recommend_repeats(curves: Sequence[Curve], schedule: str = "onecycle") -> dict:
+    """`recommend` over several range tests of the same setup (e.g. different data order), combined.
+
+    Each curve is (lrs, smoothed, raw-or-None). The lr (and each end of lr_range) is the median in
+    log space of the per-run answers that exist; `runs` lists every run's lr (None where a run gave
+    none) and `spread_decades` their standard deviation in log10 (None with fewer than two answers).
+    """
+    answers = [recommend(lrs, smoothed, raw, schedule) for lrs, smoothed, raw in curves]
+    found = [a for a in answers if a["lr"] is not None]
+    runs = [a["lr"] for a in answers]
+    if not found:
+        return {"lr": None, "lr_range": None, "schedule": schedule, "runs": runs, "spread_decades": None}
+
+    def log_median(values: list[float]) -> float:
+        return float(10 ** np.median(np.log10(values)))
+
+    logs = np.log10([a["lr"] for a in found])
+    return {
+        "lr": log_median([a["lr"] for a in found]),
+        "lr_range": [log_median([a["lr_range"][0] for a in found]), log_median([a["lr_range"][1] for a in found])],
+        "schedule": schedule,
+        "runs": runs,
+        "spread_decades": float(np.std(logs, ddof=1)) if len(found) >= 2 else None,
+    }
+
+
+NOISY_RATIO = 0.5  # raw batch noise above this fraction of the total drop makes a curve `noisy`
+
+
+def confidence(curves: Sequence[Curve], schedule: str = "onecycle") -> dict:
+    """How far to trust the recommendation from one or several range tests of the same setup.
+
+    Each curve is (lrs, smoothed, raw-or-None). Returns {"spread_decades": float | None, "flags": [...]}:
+    spread_decades is the standard deviation of log10 of the per-run `recommend` lrs (None with
+    fewer than two answers). Flags (sorted, each at most once; a flag applies when any run shows it):
+      too_few_points  fewer than MIN_POINTS finite losses
+      flat_curve      the loss never fell clearly (no recommendation)
+      no_divergence   the loss never rose clearly after its minimum before the sweep ended, so
+                      the upper end of the good region is unknown: try a larger end_lr
+      noisy           the raw batch noise exceeds NOISY_RATIO of the total drop
+    """
+    flags: set[str] = set()
+    lrs_found = []
+    for lrs, smoothed, raw in curves:
+        source = raw if raw is not None else smoothed
+        if len(_finite(lrs, source)[1]) < MIN_POINTS:
+            flags.add("too_few_points")
+            continue
+        shape = curve_shape(lrs, smoothed, raw)
+        if shape is None:
+            flags.add("flat_curve")
+            continue
+        if shape["divergence"] is None:
+            flags.add("no_divergence")
+        if shape["noise"] > NOISY_RATIO * shape["drop"]:
+            flags.add("noisy")
+        lr = recommend(lrs, smoothed, raw, schedule)["lr"]
+        if lr is not None:
+            lrs_found.append(lr)
+    spread = float(np.std(np.log10(lrs_found), ddof=1)) if len(lrs_found) >= 2 else None
+    return {"spread_decades": spread, "flags": sorted(flags)}

@@ -1,0 +1,253 @@
+"""recommend, recommend_repeats, curve_shape and confidence on hand-made curves with known answers."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrfind_cli.suggest import CONSTANT_FACTOR, confidence, curve_shape, recommend, recommend_repeats, zero_lag
+
+INFLECTION = -3.0  # log10 lr of the steepest fall
+WIDTH = 0.4
+
+
+def clean(lrs, inflection=INFLECTION):
+    """A sigmoid fall in log-lr from 2.0 to 0.5 (steepest at 10**inflection), then a blow-up past 10**-1.2."""
+    u = np.log10(lrs)
+    fall = 2.0 - 1.5 / (1.0 + np.exp(-(u - inflection) / WIDTH))
+    return fall + np.where(u > inflection + 1.8, np.expm1(4 * (u - inflection - 1.8)), 0.0)
+
+
+def ema(raw, beta=0.98):
+    """The bias-corrected EMA the finder records as `smoothed`."""
+    out, avg = [], 0.0
+    for t, v in enumerate(raw, 1):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta**t))
+    return np.array(out)
+
+
+def curve(n=100, inflection=INFLECTION, noise=0.0, seed=0):
+    lrs = np.logspace(-6, 0, n)
+    raw = clean(lrs, inflection) + noise * np.random.default_rng(seed).standard_normal(n)
+    return lrs, ema(raw), raw
+
+
+# ---------------------------------------------------------------- a clean curve
+
+
+def test_landmarks_of_a_clean_curve_are_in_order():
+    lrs, smoothed, raw = curve()
+    shape = curve_shape(lrs, smoothed, raw)
+    assert shape is not None
+    assert shape["start"] < shape["steepest"] <= shape["knee"] < shape["minimum"] < shape["divergence"]
+    assert 10**INFLECTION / 1.5 <= shape["steepest"] <= 10**INFLECTION * 1.5
+    # the knee: 75% of the fall done, at u = inflection + WIDTH * ln 3
+    assert math.log10(shape["knee"]) == pytest.approx(INFLECTION + WIDTH * math.log(3), abs=0.1)
+
+
+def test_onecycle_lr_is_below_the_knee_and_above_the_steepest_fall():
+    lrs, smoothed, raw = curve()
+    found = recommend(lrs, smoothed, raw, schedule="onecycle")
+    shape = found["shape"]
+    assert shape["steepest"] <= found["lr"] < shape["knee"]
+    assert found["schedule"] == "onecycle"
+
+
+def test_constant_lr_is_lower_than_onecycle_by_the_constant_factor():
+    lrs, smoothed, raw = curve()
+    one = recommend(lrs, smoothed, raw, schedule="onecycle")["lr"]
+    const = recommend(lrs, smoothed, raw, schedule="constant")["lr"]
+    assert const == pytest.approx(one / CONSTANT_FACTOR, rel=1e-9)
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "constant"])
+def test_lr_range_contains_the_lr(schedule):
+    lrs, smoothed, raw = curve()
+    found = recommend(lrs, smoothed, raw, schedule=schedule)
+    low, high = found["lr_range"]
+    assert lrs[0] <= low <= found["lr"] <= high <= lrs[-1]
+
+
+def test_default_schedule_is_onecycle():
+    lrs, smoothed, raw = curve()
+    assert recommend(lrs, smoothed, raw) == recommend(lrs, smoothed, raw, schedule="onecycle")
+
+
+def test_unknown_schedule_raises():
+    lrs, smoothed, raw = curve()
+    with pytest.raises(ValueError, match="unknown schedule"):
+        recommend(lrs, smoothed, raw, schedule="cosine")
+
+
+def test_the_raw_losses_undo_the_ema_lag():
+    # the EMA (beta 0.98) trails the raw curve by decades; with the raw losses the answer matches the clean curve's
+    lrs, smoothed, raw = curve()
+    from_raw = recommend(lrs, smoothed, raw)["lr"]
+    from_ema = recommend(lrs, smoothed, None)["lr"]
+    truth = recommend(lrs, raw, None)["lr"]  # the clean curve itself, used as the smoothed one
+    assert from_raw == pytest.approx(truth, rel=0.15)
+    assert from_ema > 2 * truth
+
+
+def test_zero_lag_smoothing_keeps_a_straight_line_and_cuts_at_nan():
+    lrs = np.logspace(-5, -1, 40)
+    line = 3.0 - 0.5 * np.log10(lrs)
+    x, z = zero_lag(lrs, line)
+    np.testing.assert_allclose(z, line, atol=1e-9)
+    broken = line.copy()
+    broken[30] = np.nan
+    x, z = zero_lag(lrs, broken)
+    assert len(x) == len(z) == 30
+
+
+# ---------------------------------------------------------------- noise and repeats
+
+
+def test_noisy_curve_still_lands_near_the_clean_answer():
+    lrs, smoothed, raw = curve(noise=0.05, seed=1)
+    truth = recommend(*curve()[:2], curve()[2])["lr"]
+    lr = recommend(lrs, smoothed, raw)["lr"]
+    assert abs(math.log10(lr) - math.log10(truth)) < 0.3
+
+
+def test_repeats_take_the_median_and_measure_the_spread():
+    runs = [curve(inflection=INFLECTION + d) for d in (-0.2, 0.0, 0.2)]
+    combined = recommend_repeats(runs)
+    singles = [recommend(*run)["lr"] for run in runs]
+    assert combined["runs"] == singles
+    assert combined["lr"] == pytest.approx(sorted(singles)[1], rel=1e-9)
+    assert combined["spread_decades"] == pytest.approx(0.2, abs=0.05)
+    low, high = combined["lr_range"]
+    assert low <= combined["lr"] <= high
+
+
+def test_repeats_with_no_answer_anywhere():
+    lrs = np.logspace(-6, 0, 50)
+    flat = (lrs, np.full(50, 1.0), np.full(50, 1.0))
+    assert recommend_repeats([flat, flat]) == {"lr": None, "lr_range": None, "schedule": "onecycle", "runs": [None, None],
+                                               "spread_decades": None}
+
+
+def test_repeats_with_one_answer_have_no_spread():
+    lrs = np.logspace(-6, 0, 100)
+    flat = (lrs, np.full(100, 1.0), np.full(100, 1.0))
+    combined = recommend_repeats([curve(), flat])
+    assert combined["lr"] == recommend(*curve())["lr"]
+    assert combined["spread_decades"] is None
+
+
+# ---------------------------------------------------------------- awkward curves
+
+
+def test_flat_curve_gives_nothing_and_is_flagged():
+    lrs = np.logspace(-6, 0, 50)
+    losses = np.full(50, 1.3)
+    assert recommend(lrs, losses, losses) == {"lr": None, "lr_range": None, "schedule": "onecycle", "shape": None}
+    assert confidence([(lrs, losses, losses)]) == {"spread_decades": None, "flags": ["flat_curve"]}
+
+
+def test_pure_noise_is_not_a_descent():
+    lrs = np.logspace(-6, 0, 100)
+    raw = 1.0 + 0.05 * np.random.default_rng(3).standard_normal(100)
+    assert recommend(lrs, ema(raw), raw)["lr"] is None
+
+
+def test_nan_at_step_3_leaves_too_few_points():
+    lrs, smoothed, raw = curve()
+    raw, smoothed = raw.copy(), smoothed.copy()
+    raw[3] = smoothed[3] = np.nan
+    assert recommend(lrs, smoothed, raw)["lr"] is None
+    assert confidence([(lrs, smoothed, raw)]) == {"spread_decades": None, "flags": ["too_few_points"]}
+
+
+def test_a_late_nan_cuts_the_curve():
+    lrs, smoothed, raw = curve()
+    cut = 85
+    broken = raw.copy()
+    broken[cut] = np.nan
+    broken[cut + 1 :] = -5.0  # ignored, even though it would be a new minimum
+    found = recommend(lrs, smoothed, broken)
+    assert found["lr"] == recommend(lrs[:cut], smoothed[:cut], raw[:cut])["lr"]
+    assert found["lr_range"][1] <= lrs[cut - 1]
+
+
+def test_negative_losses_give_the_same_answer():
+    lrs, smoothed, raw = curve()
+    plain = recommend(lrs, smoothed, raw)
+    shifted = recommend(lrs, smoothed - 10.0, raw - 10.0)
+    assert shifted["lr"] == pytest.approx(plain["lr"], rel=1e-9)
+    # the range's low end is the steepest point: rounding may tip a near-tie there to the neighbouring point
+    step = lrs[1] / lrs[0]
+    for a, b in zip(shifted["lr_range"], plain["lr_range"]):
+        assert b / step * 0.999 <= a <= b * step * 1.001
+
+
+def test_minimum_at_the_last_point_gives_an_answer_and_no_divergence_flag():
+    lrs = np.logspace(-6, -1.5, 70)
+    raw = clean(lrs)
+    assert int(np.argmin(raw)) == len(raw) - 1
+    found = recommend(lrs, ema(raw), raw)
+    assert found["lr"] is not None and lrs[0] <= found["lr"] <= lrs[-1]
+    assert found["shape"]["divergence"] is None
+    assert "no_divergence" in confidence([(lrs, ema(raw), raw)])["flags"]
+
+
+def test_minimum_at_the_first_point_gives_nothing():
+    lrs = np.logspace(-6, 0, 60)
+    raw = 1.0 + np.linspace(0, 3, 60) ** 2
+    assert recommend(lrs, ema(raw), raw)["lr"] is None
+    assert confidence([(lrs, ema(raw), raw)])["flags"] == ["flat_curve"]
+
+
+def test_a_diverged_clean_curve_has_no_flags():
+    lrs, smoothed, raw = curve()
+    assert confidence([(lrs, smoothed, raw)]) == {"spread_decades": None, "flags": []}
+
+
+def test_noise_large_against_the_drop_is_flagged():
+    lrs = np.logspace(-6, 0, 200)
+    u = np.log10(lrs)
+    raw = 1.0 - 0.3 / (1 + np.exp(-(u + 3) / 0.3)) + np.where(u > -1, 5 * (u + 1), 0.0)
+    raw = raw + 0.25 * np.random.default_rng(0).standard_normal(200)
+    flags = confidence([(lrs, ema(raw), raw)])["flags"]
+    assert "noisy" in flags
+
+
+def test_confidence_spread_over_several_curves():
+    runs = [curve(inflection=INFLECTION + d) for d in (-0.3, 0.0, 0.3)]
+    found = confidence(runs)
+    assert found["flags"] == []
+    assert found["spread_decades"] == pytest.approx(0.3, abs=0.06)
+
+
+def test_smoothed_only_still_answers():
+    lrs, smoothed, _ = curve()
+    found = recommend(lrs, smoothed)
+    assert found["lr"] is not None and lrs[0] <= found["lr"] <= lrs[-1]
+
+
+def test_linear_mode_curve_answers_inside_the_range():
+    lrs = np.linspace(1e-4, 1.0, 80)
+    raw = 2.0 - 1.5 / (1.0 + np.exp(-(lrs - 0.3) / 0.05)) + np.where(lrs > 0.8, 20 * (lrs - 0.8) ** 2, 0.0)
+    found = recommend(lrs, ema(raw), raw)
+    assert found["lr"] is not None and 0.1 <= found["lr"] <= 0.5
+
+
+curves = st.lists(st.floats(min_value=-5.0, max_value=5.0, allow_nan=False), min_size=0, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(curves, st.sampled_from(["onecycle", "constant"]))
+def test_any_curve_gives_none_or_an_lr_inside_its_range(losses, schedule):
+    lrs = np.logspace(-6, 0, len(losses))
+    found = recommend(lrs, losses, losses, schedule=schedule)
+    if found["lr"] is None:
+        assert found["lr_range"] is None
+        return
+    low, high = found["lr_range"]
+    assert lrs[0] <= low <= found["lr"] <= high <= lrs[-1]
+    flags = confidence([(lrs, losses, losses)])["flags"]
+    assert set(flags) <= {"no_divergence", "noisy"}
