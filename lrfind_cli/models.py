@@ -18,7 +18,9 @@ class TinyCausalLM(nn.Module):
                  dropout: float = 0.0):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim)
-        self.position = nn.Embedding(max_len, dim)
+        self.max_len = max_len
+        # "...embed" in both names, so a param-group glob such as "*embed*" catches every embedding.
+        self.position_embed = nn.Embedding(max_len, dim)
         layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=4 * dim, dropout=dropout, batch_first=True,
                                            norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
@@ -27,8 +29,11 @@ class TinyCausalLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         length = input_ids.shape[1]
+        if length > self.max_len:
+            raise ValueError(f"sequences of {length} tokens are longer than this model's max_len ({self.max_len}); "
+                             "raise model.kwargs.max_len or shorten the sequences (data.kwargs.seq_len)")
         positions = torch.arange(length, device=input_ids.device)
-        hidden = self.embed(input_ids) + self.position(positions)
+        hidden = self.embed(input_ids) + self.position_embed(positions)
         mask = nn.Transformer.generate_square_subsequent_mask(length, device=input_ids.device)
         hidden = self.blocks(hidden, mask=mask, is_causal=True)
         logits = self.head(self.norm(hidden))

@@ -324,8 +324,13 @@ def load_checkpoint(model: torch.nn.Module, path: str, strict: bool = True) -> N
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise RunError(f"model.checkpoint: {path!r} cannot be loaded as weights ({type(exc).__name__}: {short_message(exc)}); "
-                       "save it with torch.save(model.state_dict(), path)") from None
+        if "weights only load failed" in str(exc).lower():
+            # torch's own text is long and carries terminal escape codes: say what it means in one line.
+            raise RunError(f"model.checkpoint: {path!r} holds Python objects besides tensors (a whole model saved with "
+                           "torch.save(model)?), which loading with weights_only=True refuses; "
+                           "save it with torch.save(model.state_dict(), path)") from None
+        raise RunError(f"model.checkpoint: {path!r} cannot be loaded as weights ({type(exc).__name__}: "
+                       f"{_plain(short_message(exc))}); save it with torch.save(model.state_dict(), path)") from None
     if isinstance(state, dict):
         for key in ("state_dict", "model_state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -334,12 +339,20 @@ def load_checkpoint(model: torch.nn.Module, path: str, strict: bool = True) -> N
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise RunError(f"model.checkpoint: {path!r} is not a state_dict (a mapping of names to tensors); "
                        "save it with torch.save(model.state_dict(), path)")
-    missing, unexpected = _key_diff(model.state_dict(), state)
+    expected = model.state_dict()
+    missing, unexpected = _key_diff(expected, state)
     if strict and (missing or unexpected):
-        raise RunError(f"model.checkpoint: {path!r} does not match the model: missing {missing or 'none'}, "
-                       f"unexpected {unexpected or 'none'}; check model.name and model.kwargs, or set model.strict: false")
-    if not strict and len(missing) == len(model.state_dict()):
-        raise RunError(f"model.checkpoint: {path!r} shares no key with the model; check model.name and model.kwargs")
+        raise RunError(f"model.checkpoint: {path!r} does not match the model: missing {_listing(missing)}, "
+                       f"unexpected {_listing(unexpected)}; check model.name and model.kwargs, or set model.strict: false")
+    if not strict and len(missing) == len(expected):
+        raise RunError(f"model.checkpoint: {path!r} shares no key with the model (the model's keys look like "
+                       f"{_listing(list(expected), 3)}, the checkpoint's like {_listing(list(state), 3)}); "
+                       "check model.name and model.kwargs, or strip a prefix such as 'module.' from the checkpoint's keys")
+    shapes = [f"{k} (checkpoint {list(state[k].shape)}, model {list(v.shape)})"
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if shapes:
+        raise RunError(f"model.checkpoint: {path!r} does not fit the model: shape mismatch for {_listing(shapes, quote=False)}; "
+                       "check model.kwargs (e.g. num_classes), or remove those entries from the checkpoint")
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
@@ -464,6 +477,22 @@ def _from_yaml(key: str, value: Any) -> Any:
 
 
 def _key_diff(expected: dict, given: dict) -> tuple[list[str], list[str]]:
+    """Every key of `expected` missing from `given`, and every key of `given` that `expected` lacks."""
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]
-    return missing[:5], unexpected[:5]
+    return missing, unexpected
+
+
+def _listing(items: list[str], limit: int = 5, quote: bool = True) -> str:
+    """The first `limit` items, and how many more there are: "['a', 'b'] and 7 more"; "none" for no item."""
+    if not items:
+        return "none"
+    shown = repr(items[:limit]) if quote else ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _plain(text: str) -> str:
+    """Text without terminal escape sequences (some library messages embed them)."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
