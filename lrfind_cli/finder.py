@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -111,7 +111,7 @@ def default_step(model: torch.nn.Module, batch: Any, loss_fn: Callable | None) -
     when that is a tensor, else the output's `.loss` attribute or `"loss"` entry.
     """
     if loss_fn is None:
-        if isinstance(batch, dict):
+        if isinstance(batch, Mapping):
             output = model(**batch)
         elif isinstance(batch, (tuple, list)):
             output = model(*batch)
@@ -127,13 +127,20 @@ def default_step(model: torch.nn.Module, batch: Any, loss_fn: Callable | None) -
 
 
 def loss_of(output: Any) -> torch.Tensor:
-    """The loss inside a model's output: the output itself, its `.loss`, or its `"loss"` entry."""
+    """The loss inside a model's output: the output itself, its `.loss`, or its `"loss"` entry; a scalar."""
+    loss = None
     if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, dict) and isinstance(output.get("loss"), torch.Tensor):
-        return output["loss"]
-    if isinstance(getattr(output, "loss", None), torch.Tensor):
-        return output.loss
+        loss = output
+    elif isinstance(output, Mapping) and isinstance(output.get("loss"), torch.Tensor):
+        loss = output["loss"]
+    elif isinstance(getattr(output, "loss", None), torch.Tensor):
+        loss = output.loss
+    if loss is not None:
+        if loss.numel() != 1:
+            raise TypeError(f"the model returned a tensor of shape {tuple(loss.shape)} where a scalar loss was expected; "
+                            "without a loss function the model must return its loss (reduced to one number), "
+                            "or name a loss in the spec")
+        return loss.reshape(())
     raise TypeError(f"the model returned a {type(output).__name__} with no loss in it; without a loss function the model "
                     "must return a loss tensor, an object with .loss, or a dict with 'loss'")
 
@@ -375,8 +382,12 @@ def _loader_state(loader: Any) -> Callable[[], None]:
 def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, Mapping):
+        moved = {k: _to_device(v, device) for k, v in batch.items()}
+        try:
+            return type(batch)(moved)  # keep the mapping's own type (e.g. a tokenizer's batch object)
+        except TypeError:
+            return moved
     if isinstance(batch, (list, tuple)):
         moved = [_to_device(v, device) for v in batch]
         return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)

@@ -40,7 +40,9 @@ def _usable(lrs: Sequence[float], losses: Sequence[float], min_drop: float | Non
     x, y = x[:cut], y[:cut]
     if len(y) < MIN_POINTS:
         return None
-    drop = y[0] - y.min()
+    # The fall is measured from the highest point before the minimum, not from the first point,
+    # which is one batch's loss and may happen to be low.
+    drop = y[: int(np.argmin(y)) + 1].max() - y.min()
     scale = max(abs(y[0]), abs(y.min()), 1e-12)
     # float32 losses carry ~1e-7 relative rounding: a fall below 1e-5 of the scale is no fall.
     min_drop = MIN_RELATIVE_DROP * scale if min_drop is None else max(min_drop, 1e-5 * scale)

@@ -145,8 +145,6 @@ def test_a_namedtuple_batch_stays_a_namedtuple_and_the_default_step_reads_inputs
     assert all(math.isfinite(loss) for loss in result.losses)
 
 
-@pytest.mark.xfail(strict=True, reason="finder._to_device moves only dict/list/tuple: a Mapping batch that is not a dict "
-                   "(collections.UserDict, like transformers' BatchEncoding) is passed on with its tensors left on the host")
 def test_a_mapping_batch_that_is_not_a_dict_has_its_tensors_moved_too(monkeypatch):
     monkeypatch.setattr(Tracked, "moves", [])
     model = linear_model()
@@ -161,8 +159,6 @@ def test_a_mapping_batch_that_is_not_a_dict_has_its_tensors_moved_too(monkeypatc
     assert Tracked.moves == [True] * 4
 
 
-@pytest.mark.xfail(strict=True, reason="finder.default_step passes only a dict as keyword arguments: with loss_fn=None a "
-                   "Mapping batch (UserDict, like transformers' BatchEncoding) is passed as one positional argument")
 def test_without_a_loss_function_a_mapping_batch_is_passed_as_keyword_arguments():
     model = ReturnsOwnLoss("dict")
     batch = collections.UserDict(x=torch.randn(4, 6), y=torch.tensor([0, 1, 2, 0]))
@@ -248,8 +244,6 @@ def test_a_model_output_without_a_loss_is_refused_with_what_it_must_return():
         range_test(model, torch.optim.SGD(model.parameters(), lr=0.01), [torch.randn(4, 6)] * 2, None, num_iter=2)
 
 
-@pytest.mark.xfail(strict=True, reason="finder.loss_of takes any tensor the model returns as the loss: logits (not a scalar) "
-                   "get to backward() and fail there with torch's 'grad can be implicitly created only for scalar outputs'")
 def test_a_model_returning_a_tensor_that_is_not_a_scalar_loss_is_refused_as_not_a_loss():
     model = ReturnsLogits(wrap=False)
 
@@ -533,9 +527,6 @@ def test_cli_run_from_a_checkpoint_starts_from_its_weights(warm_checkpoint, cli_
     assert warm_checkpoint.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="suggest._usable measures the fall from the first smoothed point, which is one raw "
-                   "batch loss (the bias-corrected EMA starts there): after a lucky low first batch, a clear fall (raw loss "
-                   "0.13 -> 0.001, smoothed 0.14 -> 0.083) counts as less than the noise (0.026), so no suggestion, exit 3")
 def test_cli_run_from_a_well_trained_checkpoint_whose_loss_falls_a_hundredfold_gives_a_suggestion(
         trained_checkpoint, cli_runner, cli_repo, tmp_path):
     args = ["run", TINY, "--set", f"model.checkpoint={trained_checkpoint}", "--out", tmp_path / "out", "-q"]
