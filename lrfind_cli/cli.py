@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -57,7 +58,7 @@ def run(
     """Run the range test: sweep, restore, suggest; write result.json, history.csv and lr_find.png.
 
     Exit codes: 0 suggestion found, 1 runtime failure, 2 usage or spec error, 3 no usable
-    suggestion, 130 interrupted.
+    suggestion, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); both write the partial result.
 
     Examples:
 
@@ -166,7 +167,6 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
     if not main_rank and not verbose:
         quiet, json_out = True, False
 
-    loaded = load_spec(spec_path, overrides)
     terminated = {"seen": False}
 
     def on_sigterm(signum, frame) -> None:
@@ -175,7 +175,8 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
 
     import signal
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, on_sigterm)  # before the (slow) loading, so an early SIGTERM also exits 143
+    loaded = load_spec(spec_path, overrides)
     from .runner import Interrupted, run_spec, title_of
     from .ui import LiveReporter
 
@@ -185,12 +186,16 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
             outcome = run_spec(loaded)
         else:
             with LiveReporter(console, title_of(loaded), loaded.spec.sweep.num_iter) as reporter:
-                outcome = run_spec(loaded, on_step=reporter.on_step, on_variant=reporter.on_variant)
+                outcome = run_spec(loaded, on_step=reporter.on_step, on_variant=reporter.on_variant,
+                                   on_repeat=reporter.on_repeat)
     except Interrupted as stop:
         if json_out and main_rank:
             sys.stdout.write(stop.outcome.json_text)
         _say(f"interrupted: partial result in {stop.outcome.out_dir}; the model was restored")
         raise typer.Exit(EXIT_TERMINATED if terminated["seen"] else EXIT_INTERRUPTED) from None
+    except LrfindError as exc:
+        exc.args = (_located(str(exc), loaded),)
+        raise
     result = outcome.result
     if not main_rank:
         pass
@@ -201,18 +206,61 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
             sys.stdout.write(f"{result.suggested_lr!r}\n")
     else:
         _print_summary(outcome)
+    if main_rank and result.suggested_lr is not None:
+        for flag, note in zip(result.confidence.get("flags", []), result.confidence.get("notes", [])):
+            _say(f"warning: low confidence ({flag}): {note}")
     if result.suggested_lr is None:
-        _say(f"no usable suggestion: the loss never fell clearly ({result.stop_reason}); widen the range "
-             "(sweep.start_lr / sweep.end_lr) or raise sweep.num_iter")
+        _say(_no_suggestion(result, loaded.spec.precision))
         raise typer.Exit(EXIT_NO_SUGGESTION)
+
+
+def _located(message: str, loaded) -> str:
+    """A runtime message that starts with a spec key ("data.batch_size: ...") gets the file:line of that key.
+
+    Only for keys written in the spec file: a key set by --set, --out or --device, or absent, is left as it is.
+    """
+    import re
+
+    match = re.match(r"([a-z_]+(?:\.\w+)*): ", message)
+    if not match:
+        return message
+    key = tuple(int(p) if p.isdigit() else p for p in match.group(1).split("."))
+    line = loaded.lines.get(key)
+    varied = list(loaded.overridden) + [tuple(k.split(".")) for k in (loaded.spec.grid or {})]
+    if line is None or any(key[: len(k)] == k or k[: len(key)] == key for k in varied):
+        return message
+    return f"{loaded.path}:{line} {message}"
+
+
+def _no_suggestion(result, precision: str) -> str:
+    """Why there is no suggestion, and what to try, on one line."""
+    import math
+
+    if result.losses and not any(math.isfinite(loss) for loss in result.losses):
+        # The sweep stops at the first non-finite loss: here that was step 0, before anything was measured.
+        fp = f", or use precision: fp32 instead of {precision}" if precision != "fp32" else ""
+        return (f"no usable suggestion: the loss was non-finite ({result.losses[0]}) from the first step, at lr "
+                f"{result.lrs[0]:.3g}, so nothing was measured; lower sweep.start_lr, check the data for NaN or infinite "
+                f"inputs and for labels the loss cannot take (e.g. out of range), or load a model.checkpoint that is not "
+                f"already broken{fp}")
+    return (f"no usable suggestion: the loss never fell clearly ({result.stop_reason}); widen the range "
+            "(sweep.start_lr / sweep.end_lr) or raise sweep.num_iter")
 
 
 def _print_summary(outcome) -> None:
     result = outcome.result
     out = sys.stdout
-    out.write(f"suggested_lr: {result.suggested_lr:.4g} ({result.method})\n")
+    shown = "none" if result.suggested_lr is None else format(result.suggested_lr, ".4g")
+    out.write(f"suggested_lr: {shown} ({_meaning(result)})\n")
+    if result.lr_range:
+        out.write(f"lr_range: {result.lr_range[0]:.4g} .. {result.lr_range[1]:.4g} (base_lr .. max_lr for a cyclic schedule)\n")
     for name, lr in result.suggestions.items():
         out.write(f"  {name:<9} {'-' if lr is None else format(lr, '.4g')}\n")
+    quality = result.confidence
+    if quality.get("repeats", 1) > 1:
+        spread = quality.get("spread_decades")
+        shown_spread = "-" if spread is None else f"{spread:.2f} decades"
+        out.write(f"repeats: {quality['repeats']}, spread of the suggestion {shown_spread}\n")
     best = result.best
     if best["lr"] is not None:
         out.write(f"best smoothed loss {best['loss']:.4g} at lr {best['lr']:.4g}\n")
@@ -228,11 +276,19 @@ def _print_summary(outcome) -> None:
     out.write(f"outputs: {outcome.out_dir}/ (result.json, history.csv, lr_find.png)\n")
 
 
+def _meaning(result) -> str:
+    """What suggested_lr is: the one-cycle max_lr, the constant lr, or a classic method's pick."""
+    return {"onecycle": "max_lr for a one-cycle schedule", "constant": "constant learning rate"}.get(result.method, result.method)
+
+
 def _guarded(verbose: bool, action) -> None:
     """Run a command body; turn errors into one clear line each on stderr and the contract's exit code."""
     debug = verbose or os.environ.get("LRFIND_DEBUG", "") not in ("", "0")
     try:
-        action()
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _warning_line  # a library's warning: one line, not its source excerpt
+            action()
     except typer.Exit:
         raise
     except LrfindError as exc:
@@ -249,6 +305,10 @@ def _guarded(verbose: bool, action) -> None:
             traceback.print_exc()  # -v shows the traceback; the exit code stays the contract's
         _say(f"error: unexpected {type(exc).__name__}: {short_message(exc)} (run with -v or LRFIND_DEBUG=1 for the traceback)")
         raise typer.Exit(EXIT_RUNTIME) from None
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    _say(f"warning: {category.__name__}: {short_message(message)} ({filename}:{lineno})")
 
 
 def _stderr():

@@ -14,7 +14,7 @@ import torch
 
 from .results import RangeTestResult
 from .snapshot import Snapshot
-from .suggest import choose, suggest_all
+from .suggest import SCHEDULES, summarize
 
 StepFn = Callable[[torch.nn.Module, Any, Callable], torch.Tensor]
 
@@ -162,6 +162,7 @@ def range_test(
     scaler: Any = None,
     snapshot: str = "memory",
     suggest_method: str = "auto",
+    schedule: str = "onecycle",
     step_fn: StepFn | None = None,
     on_step: Callable[[StepInfo], None] | None = None,
     sync_every: int | None = None,
@@ -185,6 +186,9 @@ def range_test(
     its value at those steps and None elsewhere.
     State is restored on return, on exception and on KeyboardInterrupt (which is re-raised as
     RangeTestInterrupted carrying the partial result).
+    `suggest_method="auto"` makes `suggested_lr` the schedule-aware recommendation: the one-cycle
+    max_lr (`schedule="onecycle"`) or the constant lr (`schedule="constant"`), with `lr_range` and
+    `confidence`; "steepest", "valley" or "minimum" pick that classic method instead.
     """
     if accumulation_steps < 1:
         raise ValueError(f"accumulation_steps must be at least 1, got {accumulation_steps}")
@@ -192,13 +196,15 @@ def range_test(
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
     if diverge_threshold <= 1:
         raise ValueError(f"diverge_threshold must be above 1, got {diverge_threshold}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     if precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
     if val_every < 1:
         raise ValueError(f"val_every must be at least 1, got {val_every}")
     if snapshot not in ("memory", "disk"):
         raise ValueError(f"snapshot must be 'memory' or 'disk', got {snapshot!r}")
-    schedule = lr_schedule(start_lr, end_lr, num_iter, mode)
+    planned = lr_schedule(start_lr, end_lr, num_iter, mode)
     device = _model_device(model)
     sync_every = sync_every or (1 if device.type == "cpu" else 16)
     step_fn = step_fn or default_step
@@ -239,7 +245,7 @@ def range_test(
         for offset, loss in enumerate(rows[0]):
             i = first + offset
             smoothed = curve.add(loss)
-            record["lr"].append(float(schedule[i]))
+            record["lr"].append(float(planned[i]))
             record["loss"].append(loss)
             record["smoothed"].append(smoothed)
             if val_fn is not None:
@@ -247,15 +253,15 @@ def range_test(
             read = i + 1  # recorded: a KeyboardInterrupt in on_step below must not make drain() record it again
             if on_step is not None:
                 best = curve.best if math.isfinite(curve.best) else smoothed
-                best_lr = float(schedule[curve.best_index]) if curve.best_index >= 0 else float(schedule[i])
-                on_step(StepInfo(i, num_iter, float(schedule[i]), loss, smoothed, best, best_lr))
+                best_lr = float(planned[curve.best_index]) if curve.best_index >= 0 else float(planned[i])
+                on_step(StepInfo(i, num_iter, float(planned[i]), loss, smoothed, best, best_lr))
             if not math.isfinite(loss):
                 stop_at, status = i, "diverged"
-                reason = f"non-finite loss ({loss}) at step {i}, lr {schedule[i]:.3g}"
+                reason = f"non-finite loss ({loss}) at step {i}, lr {planned[i]:.3g}"
                 break
             if curve.diverged(smoothed):
                 stop_at, status = i, "diverged"
-                reason = f"smoothed loss {smoothed:.4g} diverged from best {curve.best:.4g} at step {i}, lr {schedule[i]:.3g}"
+                reason = f"smoothed loss {smoothed:.4g} diverged from best {curve.best:.4g} at step {i}, lr {planned[i]:.3g}"
                 break
         read = done
 
@@ -263,7 +269,7 @@ def range_test(
         model.train()
         batches = _cycle(train_loader)
         for i in range(num_iter):
-            _set_lr(optimizer, ratios, float(schedule[i]))
+            _set_lr(optimizer, ratios, float(planned[i]))
             optimizer.zero_grad(set_to_none=True)
             total = None
             for _ in range(accumulation_steps):
@@ -287,6 +293,9 @@ def range_test(
                 drain()
                 if stop_at is not None:
                     break
+    except Exception as exc:
+        exc.lrfind_steps_done = done  # tells callers the failure came from training, after this many steps
+        raise
     except KeyboardInterrupt:
         drain(collective=False)  # other ranks may not be here: record this rank's own losses
         status, reason = "interrupted", f"interrupted after {len(record['lr'])} steps"
@@ -294,7 +303,7 @@ def range_test(
         state.restore()
         state.discard()
         restore_loader()
-    result = _result(record, status, reason, suggest_method, device, started, start_lr, end_lr, num_iter, mode)
+    result = _result(record, status, reason, suggest_method, schedule, device, started, start_lr, end_lr, num_iter, mode)
     result.group_scales = ratios
     result.val_losses = record["val_loss"] if val_fn is not None else None
     if status == "interrupted":
@@ -302,24 +311,27 @@ def range_test(
     return result
 
 
-def _result(record, status, reason, suggest_method, device, started, start_lr, end_lr, num_iter, mode) -> RangeTestResult:
-    suggestions = suggest_all(record["lr"], record["smoothed"], record["loss"])
-    method, suggested = choose(suggest_method, suggestions)
+def _result(record, status, reason, suggest_method, schedule, device, started, start_lr, end_lr, num_iter, mode) -> RangeTestResult:
+    summary = summarize([(record["lr"], record["smoothed"], record["loss"])], suggest_method, schedule)
     return RangeTestResult(
         lrs=record["lr"],
         losses=record["loss"],
         smoothed=record["smoothed"],
         status=status,
         stop_reason=reason,
-        suggestions=suggestions,
-        method=method,
-        suggested_lr=suggested,
+        suggestions=summary["suggestions"],
+        method=summary["method"],
+        suggested_lr=summary["suggested_lr"],
         device=str(device),
         duration_s=time.perf_counter() - started,
         start_lr=float(start_lr),
         end_lr=float(end_lr),
         num_iter=num_iter,
         mode=mode,
+        schedule=schedule,
+        lr_range=summary["lr_range"],
+        confidence=summary["confidence"],
+        schedules=summary["schedules"],
     )
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from .results import RangeTestResult, write_atomic
 
-_COLOURS = {"steepest": "tab:red", "valley": "tab:green", "minimum": "tab:purple"}
+_COLOURS = {"steepest": "tab:red", "valley": "tab:green", "minimum": "tab:purple", "onecycle": "black", "constant": "tab:olive"}
+_NAMES = {"onecycle": "one-cycle max_lr", "constant": "constant lr"}
+_SCHEDULES = {"onecycle": "one-cycle", "constant": "constant"}
 Curve = tuple[str, RangeTestResult]  # (legend label, result); one unlabelled curve is the plain plot
 
 
@@ -29,7 +31,7 @@ def save_plot(curves: RangeTestResult | Sequence[Curve], path: Path, title: str 
     if len(curves) == 1:
         _draw_one(ax, curves[0][1])
         result = curves[0][1]
-        subtitle = f"{result.status}, {result.num_steps} steps"
+        subtitle = subtitle_of(result)
     else:
         _draw_many(ax, curves)
         subtitle = f"{len(curves)} runs"
@@ -55,19 +57,63 @@ def legend_labels(curves: Sequence[Curve]) -> list[str]:
 def _draw_one(ax, result: RangeTestResult) -> None:
     raw = _finite(result.lrs, result.losses)
     smooth = _finite(result.lrs, result.smoothed)
+    _draw_band(ax, result, "tab:blue")
     if raw:
         ax.plot(*zip(*raw), color="tab:blue", alpha=0.25, linewidth=1, label="loss (raw)")
     if smooth:
         ax.plot(*zip(*smooth), color="tab:blue", linewidth=2, label="loss (smoothed)")
         _limit_y(ax, [v for _, v in smooth], min(v for _, v in raw))
     _draw_val(ax, result, "tab:orange", "validation loss")
+    if result.lr_range and result.suggested_lr is not None:
+        low, high = result.lr_range
+        ax.axvspan(low, high, color="gold", alpha=0.2,
+                   label=f"lr_range {low:.2e} .. {high:.2e} (for a {_SCHEDULES.get(result.schedule, result.schedule)} schedule)")
     for name, lr in result.suggestions.items():
         if lr is None:
             continue
         chosen = name == result.method and lr == result.suggested_lr
         ax.axvline(lr, color=_COLOURS.get(name, "tab:gray"), linestyle="-" if chosen else ":",
-                   linewidth=2 if chosen else 1.2,
-                   label=f"{name}: {lr:.2e}" + ("  (suggested)" if chosen else ""))
+                   linewidth=2.2 if chosen else 1.2,
+                   label=f"{_NAMES.get(name, name)}: {lr:.2e}" + ("  (suggested)" if chosen else ""))
+
+
+def _draw_band(ax, result: RangeTestResult, colour) -> None:
+    """The smoothed loss's lowest..highest value across repeats (sweep.repeats), step by step."""
+    if len(result.repeats) < 2:
+        return
+    columns: dict[int, list[float]] = {}
+    for _, run in result.repeats:
+        for i, v in enumerate(run.smoothed):
+            if v is not None and math.isfinite(v):
+                columns.setdefault(i, []).append(v)
+    steps = [i for i in sorted(columns) if len(columns[i]) >= 2]
+    lrs = [_planned_lr(result, i) for i in steps]
+    if steps:
+        ax.fill_between(lrs, [min(columns[i]) for i in steps], [max(columns[i]) for i in steps], color=colour, alpha=0.18,
+                        linewidth=0, label=f"band across {len(result.repeats)} repeats")
+
+
+def _planned_lr(result: RangeTestResult, step: int) -> float:
+    """The lr of step `step`: every repeat follows the same schedule, so the longest repeat's lrs tell it."""
+    longest = max((run.lrs for _, run in result.repeats), key=len)
+    return longest[step]
+
+
+def subtitle_of(result: RangeTestResult) -> str:
+    """The plot's second title line(s) for one curve: status, steps, repeats and spread, low-confidence flags."""
+    return f"{result.status}, {result.num_steps} steps" + _repeats_text(result) + _flags_text(result)
+
+
+def _repeats_text(result: RangeTestResult) -> str:
+    spread = result.confidence.get("spread_decades")
+    if len(result.repeats) < 2:
+        return ""
+    return f", {len(result.repeats)} repeats" + (f" (spread {spread:.2f} decades)" if spread is not None else "")
+
+
+def _flags_text(result: RangeTestResult) -> str:
+    flags = result.confidence.get("flags") or []
+    return f"\nlow confidence: {', '.join(flags)}" if flags else ""
 
 
 def _draw_many(ax, curves: Sequence[Curve]) -> None:
@@ -77,6 +123,7 @@ def _draw_many(ax, curves: Sequence[Curve]) -> None:
     lows, starts, tops = [], [], []
     for i, ((_, result), label) in enumerate(zip(curves, legend_labels(curves))):
         colour = colours(i % 10)
+        _draw_band(ax, result, colour)
         raw = _finite(result.lrs, result.losses)
         smooth = _finite(result.lrs, result.smoothed)
         if raw:

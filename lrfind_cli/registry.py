@@ -6,6 +6,7 @@ import difflib
 import importlib
 import inspect
 import os
+import re
 import sys
 import typing
 from collections.abc import Callable
@@ -324,11 +325,16 @@ def load_checkpoint(model: torch.nn.Module, path: str, strict: bool = True) -> N
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        if "weights only load failed" in str(exc).lower():
+        text = _plain(str(exc))
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if "weights only load failed" in text.lower() and found:
             # torch's own text is long and carries terminal escape codes: say what it means in one line.
-            raise RunError(f"model.checkpoint: {path!r} holds Python objects besides tensors (a whole model saved with "
-                           "torch.save(model)?), which loading with weights_only=True refuses; "
+            raise RunError(f"model.checkpoint: {path!r} holds Python objects besides tensors ({found.group(1)}; a whole "
+                           "model saved with torch.save(model)?), which loading with weights_only=True refuses; "
                            "save it with torch.save(model.state_dict(), path)") from None
+        if "weights only load failed" in text.lower() or "zip archive" in text.lower():
+            raise RunError(f"model.checkpoint: {path!r} cannot be loaded as weights: it is not a file written by "
+                           "torch.save (or it is truncated); save it with torch.save(model.state_dict(), path)") from None
         raise RunError(f"model.checkpoint: {path!r} cannot be loaded as weights ({type(exc).__name__}: "
                        f"{_plain(short_message(exc))}); save it with torch.save(model.state_dict(), path)") from None
     if isinstance(state, dict):
@@ -369,9 +375,11 @@ def build_dataset(spec) -> Any:
     if transform is not None and takes_transform:
         kwargs["transform"] = transform
     try:
-        dataset = call_user(factory, kwargs, f"data: building {spec.name!r}", reraise=(RuntimeError, FileNotFoundError))
+        # Missing files of a torchvision dataset: say where they should be. A user's dataset failing is its own error.
+        missing = (RuntimeError, FileNotFoundError) if is_torchvision else ()
+        dataset = call_user(factory, kwargs, f"data: building {spec.name!r}", reraise=missing)
     except (RuntimeError, FileNotFoundError) as exc:
-        root = kwargs.get("root", "")
+        root = str(kwargs.get("root", ""))
         raise RunError(
             f"data: {spec.name} could not be loaded from root {os.path.abspath(root)!r} ({short_message(exc)}); "
             "put the files there or set data.kwargs.download: true (needs network)"

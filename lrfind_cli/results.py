@@ -40,6 +40,13 @@ class RangeTestResult:
     mode: str
     group_scales: list[float] = field(default_factory=lambda: [1.0])
     val_losses: list[float | None] | None = None  # validation loss where measured (sweep.val), else None
+    schedule: str = "onecycle"  # what suggested_lr is for: a one-cycle max_lr or a constant lr
+    lr_range: list[float] | None = None  # [low, high] for cyclic schedules
+    confidence: dict[str, Any] = field(default_factory=lambda: {"spread_decades": None, "flags": []})
+    schedules: dict[str, Any] = field(default_factory=dict)  # per schedule: {"suggested_lr", "lr_range"}
+    # sweep.repeats > 1: every range test behind this result, as (loader seed, result); the curve
+    # above is the first one's, the suggestions come from all of them
+    repeats: list[tuple[int, RangeTestResult]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,7 +97,11 @@ class RangeTestResult:
             method=doc.get("method", ""), suggested_lr=doc.get("suggested_lr"), device=doc.get("device", ""),
             duration_s=doc.get("duration_s") or 0.0, start_lr=sweep.get("start_lr", lrs[0] if lrs else math.nan),
             end_lr=sweep.get("end_lr", lrs[-1] if lrs else math.nan), num_iter=sweep.get("num_iter", len(lrs)),
-            mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"),
+            mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"), schedule=doc.get("schedule", "onecycle"),
+            lr_range=doc.get("lr_range"), confidence=doc.get("confidence") or {"spread_decades": None, "flags": []},
+            schedules=doc.get("schedules") or {},
+            repeats=[(entry.get("seed", i), cls.from_dict({**entry, "sweep": sweep}))
+                     for i, entry in enumerate(doc.get("repeats") or [])],
         )
 
     def to_dict(self, spec: dict | None = None) -> dict[str, Any]:
@@ -101,6 +112,10 @@ class RangeTestResult:
             "suggested_lr": self.suggested_lr,
             "method": self.method,
             "suggestions": dict(self.suggestions),
+            "schedule": self.schedule,
+            "lr_range": self.lr_range,
+            "confidence": self.confidence,
+            "schedules": self.schedules,
             "suggested_group_lrs": self.suggested_group_lrs,
             "best": self.best,
             "num_steps": self.num_steps,
@@ -113,7 +128,16 @@ class RangeTestResult:
             "versions": versions(),
             **self.extra,
         }
+        if self.repeats:
+            doc["repeats"] = [repeat_entry(seed, r) for seed, r in self.repeats]
         return _finite(doc)
+
+
+def repeat_entry(seed: int, result: RangeTestResult) -> dict[str, Any]:
+    """One range test of several behind a result: its data-order seed, outcome, suggestions and history."""
+    return {"seed": seed, "status": result.status, "suggested_lr": result.suggested_lr, "suggestions": dict(result.suggestions),
+            "lr_range": result.lr_range, "best": result.best, "num_steps": result.num_steps,
+            "stop_reason": result.stop_reason, "history": result.history}
 
 
 def versions() -> dict[str, str]:

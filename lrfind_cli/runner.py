@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ def output_dir(loaded: LoadedSpec) -> Path:
     probe = out
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise RunError(f"output.dir: {str(out)!r} cannot be created because {str(probe)!r} is a file, not a directory; "
+                       "choose another path with --out")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise RunError(f"output.dir: {str(probe)!r} is not writable; choose another path with --out")
     inputs = {loaded.path.resolve()}
@@ -64,11 +68,13 @@ def title_of(loaded: LoadedSpec) -> str:
     return f"{s.model.name} · {s.optimizer.name} · {s.data.name}{batch}"
 
 
-def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Callable | None = None) -> RunOutcome:
+def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Callable | None = None,
+             on_repeat: Callable | None = None) -> RunOutcome:
     """Build everything the spec names, run the range test(s), and write result.json, history.csv and the plot.
 
     With a `grid:`, every variant runs in turn from the same initial state (the same seed builds the
-    same model); `on_variant(index, count, label)` is called before each.
+    same model); `on_variant(index, count, label)` is called before each. With sweep.repeats,
+    `on_repeat(index, count)` is called before each repeat of each variant.
     """
     from . import distributed
     from .data import resolve_device
@@ -83,7 +89,7 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
         if on_variant is not None:
             on_variant(index, len(loaded.variants), variant_label(overrides))
         try:
-            result = _sweep(variant, device, ctx, on_step)
+            result = _sweep(variant, device, ctx, on_step, on_repeat)
         except RangeTestInterrupted as stop:
             runs.append((overrides, _with_scale(stop.result, variant, ctx)))
             raise Interrupted(_write(loaded, runs, out_dir, ctx)) from None
@@ -91,14 +97,20 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     return _write(loaded, runs, out_dir, ctx)
 
 
-def _sweep(spec: Spec, device, ctx, on_step: Callable | None) -> RangeTestResult:
-    """One range test for one (variant) spec: build, sweep, restore; errors become one-line RunErrors."""
+def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callable | None = None) -> RangeTestResult:
+    """The range test(s) for one (variant) spec: build, sweep, restore; errors become one-line RunErrors.
+
+    With sweep.repeats N > 1 the same model and optimizer are swept N times, each from the restored
+    start, with data order seed, seed + 1, ...; `on_repeat(index, N)` is called before each and the
+    results are combined (`repeats.combine`).
+    """
     import numpy as np
     import torch
 
     from .data import make_loader, resident_batches
-    from .finder import range_test
+    from .finder import RangeTestInterrupted, range_test
     from .registry import build_dataset, build_loss, build_model, build_optimizer, build_step
+    from .repeats import combine
 
     rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
     random.seed(spec.seed)
@@ -110,12 +122,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None) -> RangeTestResult
     val_fn = None
     if spec.sweep.val is not None:
         dataset, val_batches = _validation_split(spec, dataset, device)
-    loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
-                         drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=spec.seed, device=device,
-                         rank=rank, world_size=world)
     fast = _fast_paths(spec, model, device)
-    if spec.performance.device_batches:
-        loader = resident_batches(loader, spec.sweep.num_iter * spec.sweep.accumulation_steps, device)
     optimizer, scales = build_optimizer(spec.optimizer, model, spec.sweep.start_lr)
     if ctx is not None:
         from torch.nn.parallel import DistributedDataParallel
@@ -126,25 +133,99 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None) -> RangeTestResult
     if spec.sweep.val is not None:
         val_fn = _val_fn(val_batches, loss_fn, step_fn)
     sweep = spec.sweep
-    try:
-        result = range_test(
-            model, optimizer, loader, loss_fn,
-            start_lr=sweep.start_lr, end_lr=sweep.end_lr, num_iter=sweep.num_iter, mode=sweep.mode,
-            smoothing=sweep.smoothing, diverge_threshold=sweep.diverge_threshold,
-            accumulation_steps=sweep.accumulation_steps, precision=spec.precision, snapshot=sweep.snapshot,
-            suggest_method=spec.suggest.method, on_step=on_step, step_fn=step_fn, group_scales=scales,
-            sync_every=spec.performance.sync_every, val_fn=val_fn, val_every=sweep.val.every if sweep.val else 10,
-        )
-    except torch.cuda.OutOfMemoryError:
-        raise RunError(f"out of GPU memory at data.batch_size {spec.data.batch_size} on {device}; lower data.batch_size "
-                       "(and raise sweep.accumulation_steps to keep the effective batch), or use precision: bf16") from None
-    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        loss = f"loss {spec.loss.name!r}" if spec.loss else "the loss the model returns"
-        raise RunError(f"the training step failed: {type(exc).__name__}: {short_message(exc)}{user_frame(exc)}; check that "
-                       f"the output of model {spec.model.name!r} fits {loss} and the batches of "
-                       f"data {spec.data.name!r} (e.g. model.kwargs.num_classes)") from exc
+    runs: list[tuple[int, RangeTestResult]] = []
+    for repeat in range(sweep.repeats):
+        seed = spec.seed + repeat
+        if on_repeat is not None:
+            on_repeat(repeat, sweep.repeats)
+        loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
+                             drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=seed, device=device,
+                             rank=rank, world_size=world)
+        try:
+            if spec.performance.device_batches:
+                loader = resident_batches(loader, sweep.num_iter * sweep.accumulation_steps, device)
+            result = range_test(
+                model, optimizer, loader, loss_fn,
+                start_lr=sweep.start_lr, end_lr=sweep.end_lr, num_iter=sweep.num_iter, mode=sweep.mode,
+                smoothing=sweep.smoothing, diverge_threshold=sweep.diverge_threshold,
+                accumulation_steps=sweep.accumulation_steps, precision=spec.precision, snapshot=sweep.snapshot,
+                suggest_method=spec.suggest.method, schedule=spec.suggest.schedule, on_step=on_step, step_fn=step_fn,
+                group_scales=scales, sync_every=spec.performance.sync_every, val_fn=val_fn,
+                val_every=sweep.val.every if sweep.val else 10,
+            )
+        except RangeTestInterrupted as stop:
+            runs.append((seed, stop.result))
+            stop.result = combine(runs, spec.suggest.method, spec.suggest.schedule)
+            stop.result.extra["performance"] = fast
+            raise
+        except Exception as exc:
+            error = _training_error(exc, spec, device)
+            if error is exc:
+                raise
+            raise error from exc
+        runs.append((seed, result))
+    result = combine(runs, spec.suggest.method, spec.suggest.schedule)
     result.extra["performance"] = fast
     return result
+
+
+def _training_error(exc: Exception, spec: Spec, device) -> Exception:
+    """The one-line RunError for a failure while sweeping (the exception itself when it is not from training)."""
+    import torch
+
+    num_iter = spec.sweep.num_iter
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        batch = spec.data.batch_size
+        return RunError(f"out of GPU memory {_step_text(exc, num_iter)} with data.batch_size {batch} on {device}; lower "
+                        f"data.batch_size (e.g. --set data.batch_size={max(batch // 2, 1)}) and raise "
+                        "sweep.accumulation_steps to keep the effective batch, or use precision: bf16")
+    if not hasattr(exc, "lrfind_steps_done"):
+        return exc  # not from training (an argument check or a bug of ours): reported as unexpected
+    at = _step_text(exc, num_iter)
+    what, where = _plain_failure(exc)
+    if _in_data_loading(exc):
+        return RunError(f"data: reading a batch of {spec.data.name!r} failed {at}: {what}{where}; fix the dataset "
+                        "(its __getitem__ or data.transforms) or data.kwargs")
+    loss = f"loss {spec.loss.name!r}" if spec.loss else "the loss the model returns"
+    return RunError(f"the training step failed {at}: {what}{where}; check that "
+                    f"the output of model {spec.model.name!r} fits {loss} and the batches of "
+                    f"data {spec.data.name!r} (e.g. model.kwargs.num_classes)")
+
+
+def _step_text(exc: BaseException, num_iter: int) -> str:
+    """'at the first step' or 'at step 7 of 100', from the step count the engine attaches to a training failure."""
+    done = getattr(exc, "lrfind_steps_done", None)
+    if done is None:
+        return "in the sweep"
+    return "at the first step" if done == 0 else f"at step {done + 1} of {num_iter}"
+
+
+def _plain_failure(exc: BaseException) -> tuple[str, str]:
+    """('Type: message', ' (at file:line)') for a failure in user code, without the tool's internals.
+
+    An error in a DataLoader worker arrives with the worker's traceback as text: its last line is the
+    error and its last 'File ..., line N' the place, so no traceback reaches the user.
+    """
+    text = str(exc)
+    if "Original Traceback" in text:
+        places = re.findall(r'File "([^"]+)", line (\d+)', text)
+        user = [p for p in places if not _is_library(p[0])]
+        last = [line.strip() for line in text.strip().splitlines() if line.strip()][-1]
+        where = f" (at {user[-1][0]}:{user[-1][1]})" if user else ""
+        return short_message(Exception(last)), where
+    return f"{type(exc).__name__}: {short_message(exc)}", user_frame(exc)
+
+
+def _in_data_loading(exc: BaseException) -> bool:
+    """True when the failure came from inside a DataLoader fetching a batch (the dataset's own code)."""
+    import traceback
+
+    marker = os.sep + os.path.join("torch", "utils", "data") + os.sep
+    return any(marker in frame.filename for frame in traceback.extract_tb(exc.__traceback__))
+
+
+def _is_library(filename: str) -> bool:
+    return "site-packages" in filename or os.path.dirname(__file__) in filename or filename.startswith("<")
 
 
 def _validation_split(spec: Spec, dataset, device):
@@ -249,5 +330,6 @@ def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]
 
 def _run_entry(overrides: dict[str, Any], result: RangeTestResult) -> dict[str, Any]:
     doc = result.to_dict()
-    keys = ("status", "suggested_lr", "method", "suggestions", "best", "num_steps", "stop_reason", "history")
-    return {"overrides": overrides, **{k: doc[k] for k in keys}}
+    keys = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "confidence", "best", "num_steps",
+            "stop_reason", "history", "repeats")
+    return {"overrides": overrides, **{k: doc[k] for k in keys if k in doc}}

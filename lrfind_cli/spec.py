@@ -93,6 +93,7 @@ class SweepSpec(_Strict):
     accumulation_steps: int = Field(1, ge=1)
     snapshot: Literal["memory", "disk"] = "memory"
     val: ValSpec | None = None  # validation-loss mode (off by default)
+    repeats: int = Field(1, ge=1)  # range tests from the same start with different data order, combined
 
     @model_validator(mode="after")
     def _ordered(self) -> SweepSpec:
@@ -109,7 +110,9 @@ class PerformanceSpec(_Strict):
 
 
 class SuggestSpec(_Strict):
-    method: Literal["auto", "steepest", "valley", "minimum"] = "auto"
+    # auto: the schedule-aware rule; or one classic method
+    method: Literal["auto", "onecycle", "constant", "steepest", "valley", "minimum"] = "auto"
+    schedule: Literal["onecycle", "constant"] = "onecycle"  # what suggested_lr is for
 
 
 class OutputSpec(_Strict):
@@ -137,9 +140,9 @@ class Spec(_Strict):
     def _grid(cls, grid: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
         for key, values in (grid or {}).items():
             if not values:
-                raise ValueError(f"grid.{key} needs at least one value")
+                raise ValueError(f"grid.{_shown(key)} needs at least one value")
             if key.split(".")[0] in ("grid", "output"):
-                raise ValueError(f"grid.{key}: {key.split('.')[0]} cannot vary within one run")
+                raise ValueError(f"grid.{_shown(key)}: {key.split('.')[0]} cannot vary within one run")
         return grid
 
     @field_validator("device")
@@ -241,7 +244,7 @@ def _grid_specs(raw: dict, spec: Spec, path: Path, lines: dict[tuple, int], prob
 
 def apply_override(raw: dict, item: str) -> Problem | None:
     """Apply one `a.b.c=value` override to the raw spec dict in place; return a Problem if it is malformed."""
-    where = f"--set {item}"
+    where = f"--set {_shown(item)}"
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         return Problem(where, "an override needs the form KEY=VALUE", "e.g. --set sweep.num_iter=50")
@@ -289,7 +292,14 @@ def _parse_yaml(text: str, path: Path) -> tuple[dict, dict[tuple, int], list[Pro
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise SpecError(Problem(where, f"invalid YAML: {_first_line(exc)}", "fix the syntax at that line")) from None
+        tag = re.search(r"constructor for the tag '([^']+)'", str(exc)) if isinstance(exc, yaml.constructor.ConstructorError) else None
+        if tag:
+            # yaml.safe_load builds plain data only: a tag such as !!python/object would run code, so it is refused.
+            name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+            raise SpecError(Problem(where, f"the YAML tag {name!r} is not allowed: a spec holds plain data (loaded with "
+                                    "yaml.safe_load)", "remove the tag and write a plain value")) from None
+        fix = "indent with spaces, not tabs" if "'\\t'" in str(exc) else "fix the syntax at that line"
+        raise SpecError(Problem(where, f"invalid YAML: {_yaml_problem(exc)}", fix)) from None
     if raw is None:
         raise SpecError(Problem(str(path), "the spec is empty", "start from one of the examples in configs/"))
     if not isinstance(raw, dict):
@@ -310,7 +320,7 @@ def _collect_lines(node: yaml.Node, key: tuple, lines: dict[tuple, int], path: P
             name = k.value
             line = k.start_mark.line + 1
             if key + (name,) in lines:
-                keypath = ".".join(str(p) for p in key + (name,))
+                keypath = ".".join(_shown(str(p)) for p in key + (name,))
                 first = lines[key + (name,)]
                 duplicates.append(Problem(f"{path}:{line} {keypath}", f"key {name!r} is given twice (first at line {first})",
                                           "keep one of them"))
@@ -326,10 +336,15 @@ def _collect_lines(node: yaml.Node, key: tuple, lines: dict[tuple, int], path: P
 
 def _where(path: Path, lines: dict[tuple, int], key: tuple, overridden: dict[tuple, str] | None = None) -> str:
     key = tuple(key)
-    keypath = ".".join(str(k) for k in key)
+    keypath = ".".join(_shown(str(k)) for k in key)
     for prefix, item in (overridden or {}).items():
         if key[: len(prefix)] == prefix:
-            return f"--set {item} ({keypath})"
+            return f"--set {_shown(item)} ({keypath})"
+    if key and key not in lines:
+        # A key the file lacks that an override introduced (e.g. --set foo.bar=1 makes an unknown `foo`).
+        for prefix, item in (overridden or {}).items():
+            if prefix[: len(key)] == key:
+                return f"--set {_shown(item)} ({keypath})"
     probe = key
     while probe not in lines and probe:
         probe = probe[:-1]
@@ -386,6 +401,12 @@ def _fix_for(kind: str) -> str:
     fixes = {
         "float_parsing": "write a number such as 1.0e-4",
         "int_parsing": "write a whole number",
+        "int_type": "write a whole number",
+        "int_from_float": "write a whole number",
+        "int_parsing_size": "write a smaller whole number",
+        "float_type": "write a number such as 1.0e-4",
+        "finite_number": "write a finite number",
+        "bool_type": "write true or false",
         "literal_error": "use one of the listed values",
         "greater_than": "use a larger value",
         "greater_than_equal": "use a larger value",
@@ -406,6 +427,22 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
             seen.add(str(p))
             out.append(p)
     return out
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's complaint without its '<unicode string>' and excerpts: the problem, and where its context began."""
+    problem = getattr(exc, "problem", None)
+    if not problem:
+        return _first_line(exc)
+    context, mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and mark is not None:
+        return f"{problem} ({context} that starts at line {mark.line + 1}, column {mark.column + 1})"
+    return f"{problem}{f' ({context})' if context else ''}"
+
+
+def _shown(text: str) -> str:
+    """Text as it can stand in a one-line message: as it is if printable, else its repr (a key may hold a newline)."""
+    return text if text.isprintable() else repr(text)
 
 
 def _first_line(exc: Exception) -> str:

@@ -307,12 +307,22 @@ def recommend_repeats(curves: Sequence[Curve], schedule: str = "onecycle") -> di
 
 
 NOISY_RATIO = 0.5  # raw batch noise above this fraction of the total drop makes a curve `noisy`
+SPREAD_WARNING = 0.5  # decades (a factor of about 3): repeats disagreeing more make the result `unstable`
+FLAG_NOTES = {  # what each flag means for the user, and what to try
+    "too_few_points": "fewer than 5 finite losses were measured; raise sweep.num_iter or lower sweep.start_lr",
+    "flat_curve": "the loss never fell clearly; widen sweep.start_lr..sweep.end_lr or raise sweep.num_iter",
+    "no_divergence": "the loss never rose after its minimum, so the top of the good range is unknown; raise sweep.end_lr",
+    "noisy": "batch-to-batch noise is large against the fall of the loss; raise data.batch_size or sweep.num_iter, "
+             "or set sweep.repeats: 3",
+    "unstable": f"repeats disagree by more than {SPREAD_WARNING} decades; raise sweep.num_iter or sweep.repeats",
+}
 
 
 def confidence(curves: Sequence[Curve], schedule: str = "onecycle") -> dict:
     """How far to trust the recommendation from one or several range tests of the same setup.
 
-    Each curve is (lrs, smoothed, raw-or-None). Returns {"spread_decades": float | None, "flags": [...]}:
+    Each curve is (lrs, smoothed, raw-or-None). Returns {"spread_decades": float | None, "flags": [...],
+    "notes": [...], "repeats": int}:
     spread_decades is the standard deviation of log10 of the per-run `recommend` lrs (None with
     fewer than two answers). Flags (sorted, each at most once; a flag applies when any run shows it):
       too_few_points  fewer than MIN_POINTS finite losses
@@ -320,6 +330,8 @@ def confidence(curves: Sequence[Curve], schedule: str = "onecycle") -> dict:
       no_divergence   the loss never rose clearly after its minimum before the sweep ended, so
                       the upper end of the good region is unknown: try a larger end_lr
       noisy           the raw batch noise exceeds NOISY_RATIO of the total drop
+      unstable        the repeats' recommendations spread more than SPREAD_WARNING decades
+    `notes` explains each flag, with what to try (FLAG_NOTES).
     """
     flags: set[str] = set()
     lrs_found = []
@@ -340,4 +352,39 @@ def confidence(curves: Sequence[Curve], schedule: str = "onecycle") -> dict:
         if lr is not None:
             lrs_found.append(lr)
     spread = float(np.std(np.log10(lrs_found), ddof=1)) if len(lrs_found) >= 2 else None
-    return {"spread_decades": spread, "flags": sorted(flags)}
+    if spread is not None and spread > SPREAD_WARNING:
+        flags.add("unstable")
+    return {"spread_decades": spread, "flags": sorted(flags), "notes": [FLAG_NOTES[f] for f in sorted(flags)],
+            "repeats": len(curves)}
+
+
+def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "onecycle") -> dict:
+    """Everything a result reports about suggestions, for one or several range tests of one setup.
+
+    Each curve is (lrs, smoothed, raw-or-None). Returns:
+      suggestions   every method's lr: "onecycle" and "constant" (the `recommend` rule under each
+                    schedule, combined over the curves by `recommend_repeats`) and the classic
+                    steepest / valley / minimum (log-space median of the per-curve answers)
+      method        the method behind suggested_lr: the schedule's name when `method` is "auto"
+      suggested_lr  that method's lr (None when it has none)
+      lr_range      [low, high] for cyclic schedules, from the rule under `schedule`
+      schedules     for each schedule, {"suggested_lr", "lr_range"}: what the rule says under both
+      confidence    {"spread_decades", "flags", "notes", "repeats"} (see `confidence`)
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    per_curve = [suggest_all(lrs, smoothed, raw) for lrs, smoothed, raw in curves]
+    suggestions: dict[str, float | None] = {}
+    for name in METHODS:
+        found = [s[name] for s in per_curve if s[name] is not None]
+        suggestions[name] = float(10 ** np.median(np.log10(found))) if found else None
+    rules = {s: recommend_repeats(curves, s) for s in SCHEDULES}
+    suggestions = {s: rules[s]["lr"] for s in SCHEDULES} | suggestions
+    if method == "auto":
+        chosen, lr = schedule, rules[schedule]["lr"]
+    else:
+        chosen, lr = choose(method, suggestions)
+    quality = confidence(curves, schedule)
+    schedules = {s: {"suggested_lr": rules[s]["lr"], "lr_range": rules[s]["lr_range"]} for s in SCHEDULES}
+    return {"suggestions": suggestions, "method": chosen, "suggested_lr": lr, "lr_range": rules[schedule]["lr_range"],
+            "schedules": schedules, "confidence": quality}

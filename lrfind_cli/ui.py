@@ -17,6 +17,7 @@ class LiveReporter:
         self.console = console
         self.title = title
         self.base_title = title
+        self.variant = ""  # " · run 2/3: label" while a grid runs
         self.num_iter = num_iter
         self.rows: deque = deque(maxlen=rows)
         self.live: Live | None = None
@@ -49,9 +50,19 @@ class LiveReporter:
         """A new run of a grid begins: name it in the title, start its rows and progress afresh."""
         if count == 1:
             return
+        self.variant = f" · run {index + 1}/{count}: {label}"
+        self._restart(self.base_title + self.variant)
+
+    def on_repeat(self, index: int, count: int) -> None:
+        """A new repeat (sweep.repeats) begins: show its number in the title, start rows and progress afresh."""
+        if count == 1:
+            return
+        self._restart(f"{self.base_title}{self.variant} · repeat {index + 1}/{count}")
+
+    def _restart(self, title: str) -> None:
         if self.started and self.live is None:
             self.console.print("", highlight=False)
-        self.title = f"{self.base_title} · run {index + 1}/{count}: {label}"
+        self.title = title
         self.rows.clear()
         self.progress.reset(self.task, total=self.num_iter)
         if self.started and self.live is None:

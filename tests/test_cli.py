@@ -252,9 +252,13 @@ def test_quiet_stdout_is_one_line_with_the_suggested_lr(quiet_run):
 
 
 def test_quiet_has_no_live_output_on_stderr(quiet_run):
-    result, _ = quiet_run
+    result, out = quiet_run
 
-    assert result.stderr.strip() == ""
+    # only the low-confidence warnings the result records, one line each
+    flags = load_json(out / "result.json")["confidence"]["flags"]
+    lines = result.stderr.splitlines()
+    assert len(lines) == len(flags)
+    assert all(line.startswith(f"warning: low confidence ({flag}): ") for line, flag in zip(lines, flags))
 
 
 def test_default_output_dir_is_lrfind_out_slash_spec_stem(quiet_run):

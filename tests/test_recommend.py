@@ -146,7 +146,7 @@ def test_flat_curve_gives_nothing_and_is_flagged():
     lrs = np.logspace(-6, 0, 50)
     losses = np.full(50, 1.3)
     assert recommend(lrs, losses, losses) == {"lr": None, "lr_range": None, "schedule": "onecycle", "shape": None}
-    assert confidence([(lrs, losses, losses)]) == {"spread_decades": None, "flags": ["flat_curve"]}
+    assert confidence([(lrs, losses, losses)])["flags"] == ["flat_curve"]
 
 
 def test_pure_noise_is_not_a_descent():
@@ -160,7 +160,7 @@ def test_nan_at_step_3_leaves_too_few_points():
     raw, smoothed = raw.copy(), smoothed.copy()
     raw[3] = smoothed[3] = np.nan
     assert recommend(lrs, smoothed, raw)["lr"] is None
-    assert confidence([(lrs, smoothed, raw)]) == {"spread_decades": None, "flags": ["too_few_points"]}
+    assert confidence([(lrs, smoothed, raw)])["flags"] == ["too_few_points"]
 
 
 def test_a_late_nan_cuts_the_curve():
@@ -204,7 +204,7 @@ def test_minimum_at_the_first_point_gives_nothing():
 
 def test_a_diverged_clean_curve_has_no_flags():
     lrs, smoothed, raw = curve()
-    assert confidence([(lrs, smoothed, raw)]) == {"spread_decades": None, "flags": []}
+    assert confidence([(lrs, smoothed, raw)]) == {"spread_decades": None, "flags": [], "notes": [], "repeats": 1}
 
 
 def test_noise_large_against_the_drop_is_flagged():
@@ -221,6 +221,15 @@ def test_confidence_spread_over_several_curves():
     found = confidence(runs)
     assert found["flags"] == []
     assert found["spread_decades"] == pytest.approx(0.3, abs=0.06)
+    assert found["repeats"] == 3
+
+
+def test_repeats_that_disagree_by_a_decade_are_flagged_unstable_with_a_note():
+    runs = [curve(inflection=INFLECTION + d) for d in (-1.0, 0.0, 1.0)]
+    found = confidence(runs)
+    assert found["spread_decades"] > 0.5
+    assert found["flags"] == ["unstable"]
+    assert "sweep.repeats" in found["notes"][0]
 
 
 def test_smoothed_only_still_answers():

@@ -1,0 +1,44 @@
+"""Several range tests of one setup (sweep.repeats), combined into one result."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from .results import RangeTestResult
+from .suggest import summarize
+
+_STATUS_ORDER = ("interrupted", "diverged", "completed")  # the combined status is the first of these any run has
+
+
+def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: str) -> RangeTestResult:
+    """One result from several range tests (each with its data-order seed) that differ only in data order.
+
+    The suggestions, lr_range and confidence come from all curves together (`suggest.summarize`: the
+    schedule-aware rule takes the log-space median of the per-run answers, and `confidence` measures
+    their spread); the history, best point and stop reason shown on top are the first run's, and
+    `repeats` keeps every run. With one run, that run is returned unchanged.
+    """
+    if not runs:
+        raise ValueError("combine needs at least one range test")
+    if len(runs) == 1:
+        return runs[0][1]
+    results = [r for _, r in runs]
+    summary = summarize([(r.lrs, r.smoothed, r.losses) for r in results], method, schedule)
+    first = results[0]
+    status = next(s for s in _STATUS_ORDER if any(r.status == s for r in results))
+    stops = "; ".join(f"repeat {i + 1}: {r.stop_reason}" for i, r in enumerate(results))
+    return dataclasses.replace(
+        first,
+        status=status,
+        stop_reason=stops,
+        suggestions=summary["suggestions"],
+        method=summary["method"],
+        suggested_lr=summary["suggested_lr"],
+        lr_range=summary["lr_range"],
+        schedules=summary["schedules"],
+        confidence=summary["confidence"],
+        duration_s=sum(r.duration_s for r in results),
+        repeats=list(runs),
+        extra=dict(first.extra),
+    )

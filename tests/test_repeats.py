@@ -1,0 +1,146 @@
+"""sweep.repeats: several range tests from the same start with different data order, combined; confidence; the plot."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lrfind_cli.cli import app
+from lrfind_cli.plot import legend_labels, subtitle_of
+from lrfind_cli.repeats import combine
+from lrfind_cli.results import RangeTestResult
+from lrfind_cli.runner import Interrupted, run_spec
+from lrfind_cli.spec import load_spec
+from lrfind_cli.suggest import recommend
+
+TINY = "configs/tiny.yaml"
+
+
+def fake(seed: int, inflection: float, status: str = "diverged") -> tuple[int, RangeTestResult]:
+    """A clean synthetic range test whose loss falls around 10**inflection and diverges later."""
+    lrs = list(np.logspace(-6, 0, 90))
+    u = np.log10(lrs)
+    raw = 2.0 - 1.5 / (1 + np.exp(-(u - inflection) / 0.3)) + np.where(u > inflection + 1.5, 4 * (u - inflection - 1.5) ** 2, 0)
+    raw = list(raw + 0.01 * np.random.default_rng(seed).standard_normal(90))
+    smoothed, avg = [], 0.0
+    for i, v in enumerate(raw):
+        avg = 0.9 * avg + 0.1 * v
+        smoothed.append(avg / (1 - 0.9 ** (i + 1)))
+    result = RangeTestResult(lrs=lrs, losses=raw, smoothed=smoothed, status=status, stop_reason=f"run {seed}", suggestions={},
+                             method="onecycle", suggested_lr=None, device="cpu", duration_s=1.0, start_lr=1e-6, end_lr=1.0,
+                             num_iter=90, mode="exp")
+    return seed, result
+
+
+def test_one_run_is_returned_unchanged():
+    only = fake(0, -3.0)
+    assert combine([only], "auto", "onecycle") is only[1]
+
+
+def test_combined_suggestion_is_the_log_median_of_the_runs():
+    runs = [fake(0, -3.3), fake(1, -3.0), fake(2, -2.7)]
+    combined = combine(runs, "auto", "onecycle")
+    per_run = [recommend(r.lrs, r.smoothed, r.losses, "onecycle")["lr"] for _, r in runs]
+    assert combined.suggested_lr == pytest.approx(10 ** np.median(np.log10(per_run)))
+    assert combined.method == "onecycle"
+    assert combined.confidence["repeats"] == 3
+    assert combined.confidence["spread_decades"] == pytest.approx(float(np.std(np.log10(per_run), ddof=1)))
+    assert combined.lr_range[0] <= combined.suggested_lr <= combined.lr_range[1]
+    assert combined.duration_s == 3.0
+    assert [seed for seed, _ in combined.repeats] == [0, 1, 2]
+    assert combined.lrs == runs[0][1].lrs  # the curve shown on top is the first run's
+
+
+def test_combined_status_is_the_most_serious_one():
+    combined = combine([fake(0, -3.0, "completed"), fake(1, -3.0, "diverged")], "auto", "onecycle")
+    assert combined.status == "diverged"
+    assert combined.stop_reason == "repeat 1: run 0; repeat 2: run 1"
+    assert combine([fake(0, -3.0), fake(1, -3.0, "interrupted")], "auto", "onecycle").status == "interrupted"
+
+
+def test_constant_schedule_names_the_constant_rule():
+    combined = combine([fake(0, -3.0), fake(1, -2.9)], "auto", "constant")
+    assert combined.method == "constant"
+    assert combined.suggested_lr == combined.schedules["constant"]["suggested_lr"]
+    assert combined.suggested_lr < combined.schedules["onecycle"]["suggested_lr"]
+
+
+def test_result_json_round_trip_keeps_the_repeats():
+    combined = combine([fake(0, -3.0), fake(1, -2.9), fake(2, -3.1)], "auto", "onecycle")
+    doc = json.loads(json.dumps(combined.to_dict()))
+    assert [e["seed"] for e in doc["repeats"]] == [0, 1, 2]
+    assert all(set(e) >= {"suggested_lr", "history", "status", "best", "lr_range"} for e in doc["repeats"])
+    back = RangeTestResult.from_dict(doc)
+    assert len(back.repeats) == 3 and back.repeats[2][1].losses == pytest.approx(combined.repeats[2][1].losses)
+
+
+def test_the_plot_draws_a_band_and_labels_the_recommendation_range_and_flags():
+    from matplotlib.figure import Figure
+
+    from lrfind_cli.plot import _draw_one
+
+    combined = combine([fake(0, -3.0), fake(1, -2.9), fake(2, -3.1)], "auto", "onecycle")
+    combined.confidence["flags"] = ["noisy"]
+    ax = Figure().add_subplot()
+    _draw_one(ax, combined)
+    labels = ax.get_legend_handles_labels()[1]
+    assert "band across 3 repeats" in labels
+    low, high = combined.lr_range
+    assert f"lr_range {low:.2e} .. {high:.2e} (for a one-cycle schedule)" in labels
+    assert f"one-cycle max_lr: {combined.suggested_lr:.2e}  (suggested)" in labels
+    assert f"constant lr: {combined.schedules['constant']['suggested_lr']:.2e}" in labels
+    assert "3 repeats (spread" in subtitle_of(combined) and "low confidence: noisy" in subtitle_of(combined)
+    assert legend_labels([("a", combined)]) == [f"a: {combined.suggested_lr:.2e}"]
+
+
+def test_cli_repeats_three_times_with_different_data_order(tmp_path):
+    result = CliRunner().invoke(app, ["run", TINY, "--set", "sweep.repeats=3", "--set", "sweep.num_iter=25", "--out", str(tmp_path),
+                                      "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert [r["seed"] for r in doc["repeats"]] == [0, 1, 2]
+    histories = [r["history"]["loss"] for r in doc["repeats"]]
+    assert histories[0] != histories[1] != histories[2]  # another data order each time
+    assert doc["history"] == doc["repeats"][0]["history"]
+    assert doc["confidence"]["repeats"] == 3 and doc["confidence"]["spread_decades"] is not None
+    assert set(doc["schedules"]) == {"onecycle", "constant"}
+    assert doc["suggestions"]["onecycle"] == doc["suggested_lr"] and doc["method"] == "onecycle"
+    assert (tmp_path / "lr_find.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_repeat_one_matches_a_plain_run(tmp_path):
+    plain = CliRunner().invoke(app, ["run", TINY, "--set", "sweep.num_iter=20", "--out", str(tmp_path / "a"), "--json"])
+    once = CliRunner().invoke(app, ["run", TINY, "--set", "sweep.num_iter=20", "--set", "sweep.repeats=1", "--out",
+                                    str(tmp_path / "b"), "--json"])
+    a, b = json.loads(plain.stdout), json.loads(once.stdout)
+    assert "repeats" not in a and a["history"] == b["history"] and a["suggested_lr"] == b["suggested_lr"]
+
+
+def test_live_output_names_each_repeat(tmp_path):
+    result = CliRunner().invoke(app, ["run", TINY, "--set", "sweep.repeats=2", "--set", "sweep.num_iter=12", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    assert "repeat 1/2: 12 steps" in result.stderr and "repeat 2/2: 12 steps" in result.stderr
+    assert "repeats: 2, spread of the suggestion" in result.stdout
+
+
+def test_an_interrupt_in_the_second_repeat_keeps_the_first(tmp_path):
+    loaded = load_spec(TINY, ["sweep.repeats=3", "sweep.num_iter=15", f"output.dir={tmp_path}"])
+    seen = {"repeat": 0}
+
+    def on_repeat(index, count):
+        seen["repeat"] = index
+
+    def on_step(info):
+        if seen["repeat"] == 1 and info.step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as stop:
+        run_spec(loaded, on_step=on_step, on_repeat=on_repeat)
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["status"] == "interrupted"
+    assert doc["repeats"][0]["status"] in ("completed", "diverged") and doc["repeats"][1]["status"] == "interrupted"
+    assert len(doc["repeats"]) == 2 and doc["repeats"][1]["num_steps"] == 6
+    assert stop.value.outcome.result.status == "interrupted"
+    assert not math.isnan(doc["repeats"][0]["history"]["loss"][0])
