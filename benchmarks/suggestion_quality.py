@@ -22,8 +22,10 @@ where val() is the median over seeds of the grid's validation loss, interpolated
 and best is the grid's lowest median. A suggestion outside the grid gets the value at the grid's nearest
 edge (the grid spans far enough that this edge is already poor; the number of such cases is printed); no
 suggestion at all counts as infinite regret. Spread is the standard deviation of log10(suggestion) across
-the range-test seeds of one task, averaged over tasks. "x3" rows combine three range tests (median of
-the three per-run suggestions in log space), as `sweep.repeats: 3` would.
+the range-test seeds of one task, averaged over tasks. "x3" rows combine three range tests of a task in
+two ways: "median" takes the median of the three per-run suggestions in log space; "mean curve" applies
+the method once to the step-by-step mean of the three curves, which is what `sweep.repeats: 3` does
+(`suggest.recommend_repeats`).
 
 Grid results and range-test curves are cached under benchmarks/.cache/ (one JSON per task), so scoring a
 new rule re-uses them and takes a second. scikit-learn's bundled datasets (digits, breast cancer,
@@ -414,7 +416,7 @@ METHODS: dict[str, Callable] = {
     "fastai valley": fastai_valley,
     "fastai minimum/10": fastai_minimum,
     "lrfind steepest (log lr)": lrfind_steepest,
-    "lrfind auto (median of 3)": lrfind_auto,
+    "lrfind 0.1 auto (median of steepest, valley, minimum)": lrfind_auto,
 }
 if hasattr(suggest, "recommend"):
     METHODS["recommend(schedule=constant)"] = recommender("constant")
@@ -441,11 +443,15 @@ def regret(cache: dict, protocol: str, lr: float | None) -> tuple[float, bool]:
     return float(np.interp(x, u, med) / med.min() - 1.0), not (u[0] <= x <= u[-1])
 
 
+def _curve(c: dict) -> tuple:
+    return c["lrs"], _arr(c["smoothed"]), _arr(c["losses"])
+
+
 def score(caches: dict[str, dict], rt_seeds: list[int]) -> dict:
     rows: dict[str, dict] = {}
     groups = [rt_seeds[i : i + REPEATS] for i in range(0, len(rt_seeds) - REPEATS + 1, REPEATS)]
     for name, fn in METHODS.items():
-        for label, combos in (("single", [[s] for s in rt_seeds]), (f"x{REPEATS}", groups)):
+        for label, combos in (("single", [[s] for s in rt_seeds]), (f"x{REPEATS} median", groups), (f"x{REPEATS} mean curve", groups)):
             if label != "single" and not groups:
                 continue
             row = {p: [] for p in PROTOCOLS}
@@ -457,8 +463,12 @@ def score(caches: dict[str, dict], rt_seeds: list[int]) -> dict:
                     per_run[s] = fn(c["lrs"], c["smoothed"], c["losses"])
                 values = []
                 for combo in combos:
-                    found = [math.log10(per_run[s]) for s in combo if per_run[s] is not None and per_run[s] > 0]
-                    lr = 10 ** float(np.median(found)) if found else None
+                    if label.endswith("mean curve"):
+                        averaged = suggest.mean_curve([_curve(cache["curves"][str(s)]) for s in combo])
+                        lr = fn(*averaged) if averaged is not None else None
+                    else:
+                        found = [math.log10(per_run[s]) for s in combo if per_run[s] is not None and per_run[s] > 0]
+                        lr = 10 ** float(np.median(found)) if found else None
                     values.append(lr)
                     for p in PROTOCOLS:
                         r, out = regret(cache, p, lr)
@@ -495,7 +505,7 @@ def task_summary(caches: dict[str, dict]) -> list[str]:
 
 def per_task(caches: dict[str, dict], rt_seeds: list[int]) -> list[str]:
     """Median regret per task of a few methods (single range tests): where each one wins and loses."""
-    baselines = ("fastai valley", "fastai minimum/10", "lrfind auto (median of 3)")
+    baselines = ("fastai valley", "fastai minimum/10")
     shown = [(name, p) for p in PROTOCOLS for name in (*baselines, f"recommend(schedule={p})") if name in METHODS]
     lines = ["| task | " + " | ".join(f"{n} @ {p}" for n, p in shown) + " |", "|---|" + "---|" * len(shown)]
     for task, cache in caches.items():
@@ -520,6 +530,39 @@ def table(rows: dict) -> list[str]:
     return lines
 
 
+BASELINES = ("torch-lr-finder", "lightning", "fastai")  # the existing finders' methods (lrfind's own older ones are not)
+
+
+def verdict(rows: dict) -> list[str]:
+    """The issue's targets, checked on this run's rows: lrfind's rule against every baseline method, per schedule.
+
+    Single range tests are compared with single range tests. lrfind with 3 repeats (its mean curve,
+    as `sweep.repeats: 3` does) is compared with every baseline combined either way.
+    """
+    lines = []
+    for schedule in PROTOCOLS:
+        ours = f"recommend(schedule={schedule})"
+        repeated = (f"x{REPEATS} median", f"x{REPEATS} mean curve")
+        for mine_label, their_labels in (("single", ("single",)), (f"x{REPEATS} mean curve", repeated)):
+            mine = rows[f"{ours} [{mine_label}]"][schedule]
+            ends = tuple(f"[{t}]" for t in their_labels)
+            others = {n: e[schedule] for n, e in rows.items() if n.startswith(BASELINES) and n.endswith(ends)}
+            best_median = min(others.items(), key=lambda kv: kv[1]["median"])
+            best_share = max(others.items(), key=lambda kv: kv[1]["within10"])
+            ok = mine["median"] <= best_median[1]["median"] and mine["within10"] >= best_share[1]["within10"]
+            lines.append(f"- {schedule} protocol, lrfind {mine_label}: median regret {mine['median']:.3f}, "
+                         f"within 10% {mine['within10']:.0%}. "
+                         f"Best baseline: median {best_median[1]['median']:.3f} ({best_median[0]}), within 10% "
+                         f"{best_share[1]['within10']:.0%} ({best_share[0]}). "
+                         f"{'At least as good on both.' if ok else '**Not** as good on both.'}")
+        spread = rows[f"{ours} [x{REPEATS} mean curve]"]["spread"]
+        others = {n: e["spread"] for n, e in rows.items() if n.startswith(BASELINES) and f"[x{REPEATS}" in n}
+        lowest = min(others.items(), key=lambda kv: kv[1])
+        lines.append(f"- {schedule}: spread of the suggestion with {REPEATS} repeats: lrfind {spread:.2f} decades, lowest baseline "
+                     f"{lowest[1]:.2f} ({lowest[0]}). {'Smaller.' if spread < lowest[1] else '**Not** smaller.'}")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 tasks, 2 grid seeds, 6 range tests per task (a few minutes)")
@@ -540,8 +583,8 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     rows = score(caches, rt_seeds)
     out = ["## Tasks", "", *[f"- `{t.name}`: {t.describe}; {t.steps} steps; grid 10^{t.grid[0]:g} .. 10^{t.grid[1]:g}" for t in tasks], "",
-           *task_summary(caches), "", "## Suggestion quality", "", *table(rows), "", "## Median regret per task (single range tests)", "",
-           *per_task(caches, rt_seeds)]
+           *task_summary(caches), "", "## Suggestion quality", "", *table(rows), "", "## Targets", "", *verdict(rows), "",
+           "## Median regret per task (single range tests)", "", *per_task(caches, rt_seeds)]
     print("\n".join(out))
     if args.write:
         cmd = "python benchmarks/suggestion_quality.py " + " ".join(a for a in sys.argv[1:])

@@ -23,7 +23,7 @@ app = typer.Typer(
     "lrfind validate spec.yaml",
 )
 
-SpecArg = Annotated[Path, typer.Argument(help="The YAML spec file.", show_default=False)]
+SpecArg = Annotated[Path, typer.Argument(help="The YAML spec file.", metavar="SPEC", show_default=False)]
 SetOpt = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer needs Optional on Python 3.10
     typer.Option("--set", help="Override a spec key, e.g. --set sweep.num_iter=50 (repeatable; value is YAML).",
@@ -98,7 +98,8 @@ def validate(spec: SpecArg, set_: SetOpt = None, verbose: VerboseOpt = False) ->
 
 @app.command()
 def compare(
-    results: Annotated[list[Path], typer.Argument(help="result.json files (or directories holding one).", show_default=False)],
+    results: Annotated[list[Path], typer.Argument(help="result.json files (or directories holding one).", metavar="RESULT",
+                                                  show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="Where to write the overlaid plot.")] = Path("compare.png"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
     verbose: VerboseOpt = False,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
@@ -300,15 +303,58 @@ def range_test(
         drain(collective=False)  # other ranks may not be here: record this rank's own losses
         status, reason = "interrupted", f"interrupted after {len(record['lr'])} steps"
     finally:
-        state.restore()
-        state.discard()
-        restore_loader()
+        with _signals_held() as held:
+            state.restore()
+            state.discard()
+            restore_loader()
+    if held and status != "interrupted":
+        try:
+            _deliver(held)  # a signal that came while restoring after a normal end acts now, on the restored state
+        except KeyboardInterrupt:
+            status, reason = "interrupted", f"interrupted after {len(record['lr'])} steps"
     result = _result(record, status, reason, suggest_method, schedule, device, started, start_lr, end_lr, num_iter, mode)
     result.group_scales = ratios
     result.val_losses = record["val_loss"] if val_fn is not None else None
     if status == "interrupted":
         raise RangeTestInterrupted(result)
     return result
+
+
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM while the state is put back, so a second Ctrl-C cannot leave a half-restored model.
+
+    Yields the list of (signal, previous handler) that arrived meanwhile; the handlers are back in
+    place on exit. Only in the main thread (the only one Python delivers signals to).
+    """
+    held: list[tuple[int, Any]] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = {}
+    for sig in _HELD_SIGNALS:
+        handler = signal.getsignal(sig)
+        if handler is None:  # installed outside Python: cannot be put back, so leave it alone
+            continue
+        previous[sig] = handler
+        signal.signal(sig, lambda signum, frame: held.append((signum, previous[signum])))
+    try:
+        yield held
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _deliver(held: list[tuple[int, Any]]) -> None:
+    """Run the handler of the first held signal as Python would have (it usually raises KeyboardInterrupt)."""
+    signum, handler = held[0]
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(signum)
 
 
 def _result(record, status, reason, suggest_method, schedule, device, started, start_lr, end_lr, num_iter, mode) -> RangeTestResult:

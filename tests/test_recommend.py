@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrfind_cli.suggest import CONSTANT_FACTOR, confidence, curve_shape, recommend, recommend_repeats, zero_lag
+from lrfind_cli.suggest import CONSTANT_FACTOR, confidence, curve_shape, mean_curve, recommend, recommend_repeats, zero_lag
 
 INFLECTION = -3.0  # log10 lr of the steepest fall
 WIDTH = 0.4
@@ -113,15 +113,40 @@ def test_noisy_curve_still_lands_near_the_clean_answer():
     assert abs(math.log10(lr) - math.log10(truth)) < 0.3
 
 
-def test_repeats_take_the_median_and_measure_the_spread():
-    runs = [curve(inflection=INFLECTION + d) for d in (-0.2, 0.0, 0.2)]
+def test_repeats_read_the_mean_curve_and_measure_the_spread_of_single_answers():
+    runs = [curve(inflection=INFLECTION + d, noise=0.03, seed=d_i) for d_i, d in enumerate((-0.2, 0.0, 0.2))]
     combined = recommend_repeats(runs)
     singles = [recommend(*run)["lr"] for run in runs]
     assert combined["runs"] == singles
-    assert combined["lr"] == pytest.approx(sorted(singles)[1], rel=1e-9)
-    assert combined["spread_decades"] == pytest.approx(0.2, abs=0.05)
+    averaged = mean_curve(runs)
+    np.testing.assert_allclose(averaged[2], np.mean([run[2] for run in runs], axis=0))
+    assert combined["lr"] == pytest.approx(recommend(*averaged)["lr"], rel=1e-9)
+    assert abs(math.log10(combined["lr"]) - math.log10(sorted(singles)[1])) < 0.15  # near the middle answer
+    assert combined["spread_decades"] == pytest.approx(float(np.std(np.log10(singles), ddof=1)))
     low, high = combined["lr_range"]
     assert low <= combined["lr"] <= high
+
+
+def test_averaging_repeats_lowers_the_noise_the_landmarks_are_read_on():
+    truth = recommend(*curve())["lr"]
+    errors_single, errors_mean = [], []
+    for trial in range(6):
+        runs = [curve(noise=0.08, seed=10 * trial + k) for k in range(3)]
+        errors_single.append(abs(math.log10(recommend(*runs[0])["lr"]) - math.log10(truth)))
+        errors_mean.append(abs(math.log10(recommend_repeats(runs)["lr"]) - math.log10(truth)))
+    assert np.mean(errors_mean) < np.mean(errors_single)
+
+
+def test_mean_curve_stops_where_the_shortest_run_stopped_and_refuses_other_schedules():
+    a, b = curve(), curve(seed=1)
+    short = tuple(x[:60] for x in b)
+    lrs, smoothed, raw = mean_curve([a, short])
+    assert len(lrs) == len(smoothed) == len(raw) == 60
+    other = (np.logspace(-5, 0, 100), a[1], a[2])
+    assert mean_curve([a, other]) is None
+    # the per-run median answers instead
+    combined = recommend_repeats([a, other])
+    assert combined["lr"] == pytest.approx(10 ** np.median(np.log10([recommend(*a)["lr"], recommend(*other)["lr"]])))
 
 
 def test_repeats_with_no_answer_anywhere():
@@ -135,8 +160,9 @@ def test_repeats_with_one_answer_have_no_spread():
     lrs = np.logspace(-6, 0, 100)
     flat = (lrs, np.full(100, 1.0), np.full(100, 1.0))
     combined = recommend_repeats([curve(), flat])
-    assert combined["lr"] == recommend(*curve())["lr"]
-    assert combined["spread_decades"] is None
+    # the mean of a falling curve and a flat one falls half as far, at the same learning rates
+    assert abs(math.log10(combined["lr"]) - math.log10(recommend(*curve())["lr"])) < 0.15
+    assert combined["runs"][1] is None and combined["spread_decades"] is None
 
 
 # ---------------------------------------------------------------- awkward curves

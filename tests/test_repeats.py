@@ -13,7 +13,7 @@ from lrfind_cli.repeats import combine
 from lrfind_cli.results import RangeTestResult
 from lrfind_cli.runner import Interrupted, run_spec
 from lrfind_cli.spec import load_spec
-from lrfind_cli.suggest import recommend
+from lrfind_cli.suggest import mean_curve, recommend
 
 TINY = "configs/tiny.yaml"
 
@@ -39,11 +39,13 @@ def test_one_run_is_returned_unchanged():
     assert combine([only], "auto", "onecycle") is only[1]
 
 
-def test_combined_suggestion_is_the_log_median_of_the_runs():
+def test_combined_suggestion_is_read_on_the_mean_curve_of_the_runs():
     runs = [fake(0, -3.3), fake(1, -3.0), fake(2, -2.7)]
     combined = combine(runs, "auto", "onecycle")
     per_run = [recommend(r.lrs, r.smoothed, r.losses, "onecycle")["lr"] for _, r in runs]
-    assert combined.suggested_lr == pytest.approx(10 ** np.median(np.log10(per_run)))
+    averaged = mean_curve([(r.lrs, r.smoothed, r.losses) for _, r in runs])
+    assert combined.suggested_lr == pytest.approx(recommend(*averaged, "onecycle")["lr"])
+    assert min(per_run) <= combined.suggested_lr <= max(per_run)
     assert combined.method == "onecycle"
     assert combined.confidence["repeats"] == 3
     assert combined.confidence["spread_decades"] == pytest.approx(float(np.std(np.log10(per_run), ddof=1)))

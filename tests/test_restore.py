@@ -262,3 +262,53 @@ def test_snapshot_can_be_restored_more_than_once(trained, to_disk):
             assert_restored(before, model, optimizer)
     finally:
         snap.discard()
+
+
+def _signal_during_restore(monkeypatch, signum):
+    """Make Snapshot.restore send `signum` to this process halfway: after the weights, before the optimizer."""
+    import os
+
+    from lrfind_cli import snapshot as snapshot_module
+
+    real = snapshot_module.Snapshot.restore
+    sent = []
+
+    def restore(self):
+        real(self)
+        if not sent:
+            sent.append(signum)
+            os.kill(os.getpid(), signum)
+            # Python runs a handler between bytecodes: give it the chance to fire here, mid-restore
+            for _ in range(1000):
+                pass
+        real(self)
+
+    monkeypatch.setattr(snapshot_module.Snapshot, "restore", restore)
+    return sent
+
+
+def test_a_second_ctrl_c_while_restoring_cannot_leave_a_half_restored_model(trained, monkeypatch):
+    import signal
+
+    model, optimizer, loader = trained
+    before = capture(model, optimizer)
+    sent = _signal_during_restore(monkeypatch, signal.SIGINT)
+    with pytest.raises(RangeTestInterrupted) as caught:
+        range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=10.0, num_iter=20,
+                   step_fn=failing_step(KeyboardInterrupt, at_call=5))
+    assert sent == [signal.SIGINT]
+    assert caught.value.result.num_steps == 4
+    assert_restored(before, model, optimizer)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_while_restoring_after_a_normal_end_interrupts_once_the_state_is_back(trained, monkeypatch):
+    import signal
+
+    model, optimizer, loader = trained
+    before = capture(model, optimizer)
+    _signal_during_restore(monkeypatch, signal.SIGINT)
+    with pytest.raises(RangeTestInterrupted) as caught:
+        range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=1e-2, num_iter=10)
+    assert caught.value.result.status == "interrupted" and caught.value.result.num_steps == 10
+    assert_restored(before, model, optimizer)
