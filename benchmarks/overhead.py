@@ -9,8 +9,9 @@ Not a test. Run from the repository root:
 All contenders run in this one process, interleaved (the order rotates every repetition), each from
 a fresh model built with the same seed, on the same loader and the same exponential schedule over a
 range that does not diverge, so every contender does exactly `steps` optimizer steps. The figure is
-the median wall time per contender and its ratio to the bare loop's median. torch-lr-finder runs
-when installed (`pip install -e '.[bench]'`).
+the median wall time per contender and its ratio to the bare loop's median; the fastest repetition
+and its ratio are shown too, as they are less disturbed by other work on a shared machine.
+torch-lr-finder runs when installed (`pip install -e '.[bench]'`); its progress bar goes to stderr.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def sync(device: torch.device) -> None:
 loader_cache: dict = {}
 
 
-def measure(task: Task, device: torch.device, reps: int, channels_last: bool) -> dict[str, float]:
+def measure(task: Task, device: torch.device, reps: int, channels_last: bool) -> dict[str, list[float]]:
     loader_cache[task.name] = loader(task, device)
     contenders = {"bare loop": run_bare, "lrfind range_test": run_lrfind}
     try:
@@ -166,7 +167,7 @@ def measure(task: Task, device: torch.device, reps: int, channels_last: bool) ->
         order = names[rep % len(names):] + names[: rep % len(names)]
         for name in order:
             times[name].append(contenders[name](task, device, channels_last))
-    return {n: statistics.median(t) for n, t in times.items()}
+    return times
 
 
 def process_overhead(reps: int) -> tuple[float, float]:
@@ -183,6 +184,23 @@ def process_overhead(reps: int) -> tuple[float, float]:
     return statistics.median(extra), statistics.median(sweep)
 
 
+def startup(reps: int) -> list[tuple[str, float]]:
+    """Median wall time of the commands that should not wait for torch: --help, --version, validate."""
+    commands = [["--help"], ["--version"], ["validate", "configs/resnet.yaml"]]
+    found = []
+    for args in commands:
+        walls = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "lrfind_cli", *args], capture_output=True, check=True)
+            walls.append(time.perf_counter() - t0)
+        found.append(("lrfind " + " ".join(args), statistics.median(walls)))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    found.append(("python -c 'import torch' (for scale)", time.perf_counter() - t0))
+    return found
+
+
 def machine(device: torch.device) -> str:
     cpu = platform.processor() or platform.machine()
     text = f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, threads {torch.get_num_threads()}"
@@ -194,7 +212,8 @@ def machine(device: torch.device) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=11, help="repetitions of the compute-bound task")
+    parser.add_argument("--mlp-reps", type=int, default=31, help="repetitions of the overhead-bound task (cheap, noisier)")
     parser.add_argument("--mlp-steps", type=int, default=300)
     parser.add_argument("--resnet-steps", type=int, default=30)
     parser.add_argument("--write", help="append the table to this markdown file")
@@ -207,18 +226,24 @@ def main() -> None:
     if cuda:
         tasks.append(resnet_task(args.resnet_steps, 128, name="resnet50", precision="bf16"))
     lines = [f"### {device.type.upper()}: {machine(device)}", "",
-             f"`{' '.join(['python'] + sys.argv)}` — median of {args.reps} interleaved repetitions", "",
-             "| task | steps | contender | median s | ratio to bare loop |", "|---|---|---|---|---|"]
+             f"`{' '.join(['python'] + sys.argv)}` — medians of {args.mlp_reps} (MLP) and {args.reps} (ResNet) "
+             "interleaved repetitions", "",
+             "| task | steps | contender | median s | ratio to bare loop (medians) | fastest s | ratio (fastest) |",
+             "|---|---|---|---|---|---|---|"]
     for task in tasks:
-        medians = measure(task, device, args.reps, channels_last=cuda and "resnet" in task.name)
-        base = medians["bare loop"]
-        for name, t in medians.items():
-            lines.append(f"| {task.name} | {task.steps} | {name} | {t:.3f} | {t / base:.3f} |")
-        print("\n".join(lines[-len(medians):]), flush=True)
+        reps = args.mlp_reps if task.name.startswith("MLP") else args.reps
+        times = measure(task, device, reps, channels_last=cuda and "resnet" in task.name)
+        base, base_min = statistics.median(times["bare loop"]), min(times["bare loop"])
+        for name, t in times.items():
+            med, low = statistics.median(t), min(t)
+            lines.append(f"| {task.name} | {task.steps} | {name} | {med:.3f} | {med / base:.3f} | {low:.3f} | {low / base_min:.3f} |")
+        print("\n".join(lines[-len(times):]), flush=True)
     if not cuda:
         extra, sweep = process_overhead(3)
         lines += ["", f"Whole process, `lrfind run configs/tiny.yaml --json`: {extra:.2f} s outside the sweep "
-                  f"(imports, building, plotting, writing) around a {sweep:.2f} s sweep."]
+                  f"(imports, building, plotting, writing) around a {sweep:.2f} s sweep.", "",
+                  "| command | wall s (median of 5) |", "|---|---|"]
+        lines += [f"| `{name}` | {wall:.2f} |" for name, wall in startup(5)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:

@@ -22,6 +22,9 @@ from .suggest import SCHEDULES, summarize
 StepFn = Callable[[torch.nn.Module, Any, Callable], torch.Tensor]
 
 
+CPU_READ_SECONDS = 0.02  # on a CPU, losses are read once this long has passed (or every 16 steps)
+
+
 @dataclass(frozen=True)
 class StepInfo:
     """What `on_step` receives once per optimizer step (possibly a few steps late, in order)."""
@@ -180,8 +183,10 @@ def range_test(
     `group_scales` if given, else the group's lr divided by group 0's, so group 0 follows the
     schedule and the others keep their ratio to it. `loss_fn=None` means the model returns its
     own loss (see `default_step`). Losses stay on the device
-    and are read every `sync_every` steps (default: every step on CPU, 16 on accelerators); the
-    history is cut at the step that triggered the stop, so it does not depend on `sync_every`.
+    and are read every `sync_every` steps (default: 16 on accelerators; on a CPU, as soon as
+    CPU_READ_SECONDS have passed since the last read, at most every 16 steps, so slow steps are
+    read at once and fast ones in chunks); the history is cut at the step that triggered the
+    stop, so it does not depend on when losses are read.
     Inside a torch.distributed process group of several ranks, every rank must call this alike: the
     recorded loss is the mean across ranks, so all ranks stop at the same step.
     With `val_fn(model) -> loss tensor`, it is called (in eval mode, without gradients) after the
@@ -209,7 +214,11 @@ def range_test(
         raise ValueError(f"snapshot must be 'memory' or 'disk', got {snapshot!r}")
     planned = lr_schedule(start_lr, end_lr, num_iter, mode)
     device = _model_device(model)
-    sync_every = sync_every or (1 if device.type == "cpu" else 16)
+    group = _process_group()
+    # On a CPU nothing runs ahead of Python, so reading is cheap but not free: read by time, unless
+    # ranks must read at the same steps (their all_reduce has to line up).
+    by_time = sync_every is None and device.type == "cpu" and group is None
+    sync_every = sync_every or (1 if device.type == "cpu" and group is not None else 16)
     step_fn = step_fn or default_step
     autocast = _autocast(device, precision)
     internal_scaler = scaler is None and precision == "fp16"
@@ -220,14 +229,13 @@ def range_test(
     if len(ratios) != len(optimizer.param_groups):
         raise ValueError(f"group_scales has {len(ratios)} entries for {len(optimizer.param_groups)} param groups")
     restore_loader = _loader_state(train_loader)
-    group = _process_group()
     state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=snapshot == "disk").capture()
     curve = LossCurve(smoothing, diverge_threshold)
     record: dict[str, list] = {"lr": [], "loss": [], "smoothed": [], "val_loss": []}
     # Row 0: the training loss of each step; row 1 (with val_fn): the validation loss, NaN where not measured.
     buffer = torch.full((2 if val_fn else 1, num_iter), math.nan, dtype=torch.float32, device=device)
     status, reason = "completed", f"reached end_lr after {num_iter} steps"
-    started = time.perf_counter()
+    started = last_read = time.perf_counter()
     done = 0  # steps whose loss is in `buffer`
     read = 0  # steps moved to `record`
     stop_at: int | None = None
@@ -292,8 +300,12 @@ def range_test(
             if val_fn is not None and (i % val_every == 0 or i == num_iter - 1):
                 buffer[1, i] = _evaluate(model, val_fn, autocast)
             done = i + 1
-            if done % sync_every == 0 or done == num_iter:
+            due = done % sync_every == 0 or done == num_iter
+            if by_time and not due:  # a CPU loss is a number already: a non-finite one is read at once
+                due = not math.isfinite(total.item()) or time.perf_counter() - last_read >= CPU_READ_SECONDS
+            if due:
                 drain()
+                last_read = time.perf_counter()
                 if stop_at is not None:
                     break
     except Exception as exc:

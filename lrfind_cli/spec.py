@@ -106,7 +106,7 @@ class PerformanceSpec(_Strict):
     channels_last: Literal["auto", True, False] = "auto"  # auto: on CUDA, for models with 2-D convolutions
     cudnn_benchmark: bool = True  # cuDNN autotune on CUDA: fastest kernels, tiny run-to-run differences
     device_batches: bool = False  # load the sweep's batches onto the device before it starts
-    sync_every: int | None = Field(None, ge=1)  # steps between loss reads (null: 1 on CPU, 16 on accelerators)
+    sync_every: int | None = Field(None, ge=1)  # steps between loss reads (null: 16, or on a CPU every 20 ms)
 
 
 class SuggestSpec(_Strict):

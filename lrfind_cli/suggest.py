@@ -200,18 +200,40 @@ def zero_lag(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray,
         return x, y.copy()
     u = np.log(x)
     k, h = max(1, n // 50), max(2, n // 25)
-    # symmetric windows, shrinking at the ends, so a straight line stays straight
-    med = np.array([np.median(y[i - min(k, i, n - 1 - i) : i + min(k, i, n - 1 - i) + 1]) for i in range(n)])
+    return x, _local_linear(u, _running_median(y, k), h)
+
+
+def _running_median(y: np.ndarray, k: int) -> np.ndarray:
+    """Median over i-r..i+r with r = min(k, i, n-1-i): symmetric windows that shrink at the ends."""
+    n = len(y)
     out = np.empty(n)
-    for i in range(n):
-        lo, hi = max(0, i - h), min(n, i + h + 1)
-        w = 1.0 - np.abs(np.arange(lo, hi) - i) / (h + 1)
-        uu, yy = u[lo:hi], med[lo:hi]
-        mu, my = np.average(uu, weights=w), np.average(yy, weights=w)
-        var = np.sum(w * (uu - mu) ** 2)
-        slope = np.sum(w * (uu - mu) * (yy - my)) / var if var > 0 else 0.0
-        out[i] = my + slope * (u[i] - mu)
-    return x, out
+    if n > 2 * k:
+        out[k : n - k] = np.median(np.lib.stride_tricks.sliding_window_view(y, 2 * k + 1), axis=1)
+    for i in (*range(min(k, n)), *range(max(n - k, k), n)):
+        r = min(k, i, n - 1 - i)
+        out[i] = np.median(y[i - r : i + r + 1])
+    return out
+
+
+def _local_linear(u: np.ndarray, y: np.ndarray, h: int) -> np.ndarray:
+    """A weighted linear fit of y against u around every point, weights 1 - |j - i| / (h + 1) within h points.
+
+    The weighted sums come from convolutions with the triangular kernel; near the ends the kernel
+    simply runs out of points, as a clipped window would.
+    """
+    kernel = 1.0 - np.abs(np.arange(-h, h + 1)) / (h + 1)
+
+    def wsum(values: np.ndarray) -> np.ndarray:
+        return np.convolve(values, kernel)[h : h + len(values)]  # centred, for any length
+
+    s0, s1, s2 = wsum(np.ones_like(u)), wsum(u), wsum(u * u)
+    t0, t1 = wsum(y), wsum(u * y)
+    mu, my = s1 / s0, t0 / s0
+    var = s2 - s1 * mu
+    cov = t1 - s1 * my
+    safe = var > 1e-12 * np.maximum(s2, 1e-300)
+    slope = np.where(safe, cov / np.where(safe, var, 1.0), 0.0)
+    return my + slope * (u - mu)
 
 
 def curve_shape(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None = None) -> dict | None:

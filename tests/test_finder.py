@@ -230,7 +230,7 @@ def test_non_finite_loss_stops_immediately(engine_loader, bad):
     result = range_test(model, opt, engine_loader(), loss_fn, start_lr=1e-5, end_lr=1e-1, num_iter=20)
     assert result.status == "diverged"
     assert result.num_steps == 4  # stopped at step 3
-    assert len(loss_fn.values) == 4  # on CPU the loss is read every step: no step after the bad one
+    assert len(loss_fn.values) == 4  # on a CPU a non-finite loss is seen at once: no step after the bad one
     assert "non-finite" in result.stop_reason
     assert result.losses[:3] == [3.0, 2.5, 2.0]
     assert not math.isfinite(result.losses[3])

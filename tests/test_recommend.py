@@ -286,3 +286,33 @@ def test_any_curve_gives_none_or_an_lr_inside_its_range(losses, schedule):
     assert lrs[0] <= low <= found["lr"] <= high <= lrs[-1]
     flags = confidence([(lrs, losses, losses)])["flags"]
     assert set(flags) <= {"no_divergence", "noisy"}
+
+
+def _zero_lag_reference(lrs, losses):
+    """zero_lag written plainly, point by point, as its docstring describes it."""
+    x, y = np.asarray(lrs, float), np.asarray(losses, float)
+    n = len(y)
+    if n < 3:
+        return x, y.copy()
+    u = np.log(x)
+    k, h = max(1, n // 50), max(2, n // 25)
+    med = np.array([np.median(y[i - min(k, i, n - 1 - i) : i + min(k, i, n - 1 - i) + 1]) for i in range(n)])
+    out = np.empty(n)
+    for i in range(n):
+        lo, hi = max(0, i - h), min(n, i + h + 1)
+        w = 1.0 - np.abs(np.arange(lo, hi) - i) / (h + 1)
+        uu, yy = u[lo:hi], med[lo:hi]
+        mu, my = np.average(uu, weights=w), np.average(yy, weights=w)
+        var = np.sum(w * (uu - mu) ** 2)
+        slope = np.sum(w * (uu - mu) * (yy - my)) / var if var > 0 else 0.0
+        out[i] = my + slope * (u[i] - mu)
+    return x, out
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 9, 26, 50, 51, 100, 333, 1000])
+def test_vectorised_zero_lag_matches_the_point_by_point_definition(n):
+    rng = np.random.default_rng(n)
+    lrs = np.logspace(-7, 1, n)
+    losses = 2.0 + rng.standard_normal(n).cumsum() * 0.1
+    expected = _zero_lag_reference(lrs, losses)[1]
+    np.testing.assert_allclose(zero_lag(lrs, losses)[1], expected, rtol=1e-9, atol=1e-9)

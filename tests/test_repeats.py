@@ -128,7 +128,8 @@ def test_live_output_names_each_repeat(tmp_path):
 
 
 def test_an_interrupt_in_the_second_repeat_keeps_the_first(tmp_path):
-    loaded = load_spec(TINY, ["sweep.repeats=3", "sweep.num_iter=15", f"output.dir={tmp_path}"])
+    # read every step, so the interrupt raised from on_step at step 5 is the last step recorded
+    loaded = load_spec(TINY, ["sweep.repeats=3", "sweep.num_iter=15", "performance.sync_every=1", f"output.dir={tmp_path}"])
     seen = {"repeat": 0}
 
     def on_repeat(index, count):

@@ -154,7 +154,8 @@ def test_range_test_interrupted_is_a_keyboard_interrupt():
     assert issubclass(RangeTestInterrupted, KeyboardInterrupt)
 
 
-def test_keyboard_interrupt_in_on_step_records_each_step_once(trained):
+@pytest.mark.parametrize("sync_every", [1, None])
+def test_keyboard_interrupt_in_on_step_records_each_step_once(trained, sync_every):
     model, optimizer, loader = trained
     before = capture(model, optimizer)
     fired = []
@@ -165,10 +166,14 @@ def test_keyboard_interrupt_in_on_step_records_each_step_once(trained):
             raise KeyboardInterrupt
 
     with pytest.raises(RangeTestInterrupted) as caught:
-        range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=10.0, num_iter=20, on_step=on_step)
+        range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=10.0, num_iter=20, on_step=on_step,
+                   sync_every=sync_every)
     result = caught.value.result
-    assert result.lrs == list(lr_schedule(1e-4, 10.0, 20)[:3])  # no step recorded twice
-    assert len(result.losses) == len(result.smoothed) == 3
+    # read every step, the interrupted step is the last; read in chunks, the rest of the chunk is kept too
+    n = result.num_steps
+    assert n == 3 if sync_every == 1 else 3 <= n <= 20
+    assert result.lrs == list(lr_schedule(1e-4, 10.0, 20)[:n])  # no step recorded twice
+    assert len(result.losses) == len(result.smoothed) == n
     assert_restored(before, model, optimizer)
 
 
