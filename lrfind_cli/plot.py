@@ -11,7 +11,6 @@ from .results import RangeTestResult, write_atomic
 
 _COLOURS = {"steepest": "tab:red", "valley": "tab:green", "minimum": "tab:purple", "onecycle": "black", "constant": "tab:olive"}
 _NAMES = {"onecycle": "one-cycle max_lr", "constant": "constant lr"}
-_SCHEDULES = {"onecycle": "one-cycle", "constant": "constant"}
 Curve = tuple[str, RangeTestResult]  # (legend label, result); one unlabelled curve is the plain plot
 
 
@@ -67,7 +66,7 @@ def _draw_one(ax, result: RangeTestResult) -> None:
     if result.lr_range and result.suggested_lr is not None:
         low, high = result.lr_range
         ax.axvspan(low, high, color="gold", alpha=0.2,
-                   label=f"lr_range {low:.2e} .. {high:.2e} (for a {_SCHEDULES.get(result.schedule, result.schedule)} schedule)")
+                   label=f"lr_range {low:.2e} .. {high:.2e} (cyclic base_lr .. max_lr)")
     for name, lr in result.suggestions.items():
         if lr is None:
             continue

@@ -281,8 +281,8 @@ def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[flo
 
     Returns {"lr": float | None, "lr_range": [low, high] | None, "schedule": str, "shape": dict | None}.
     `lr` is the one-cycle max_lr (schedule="onecycle") or the constant lr (schedule="constant");
-    `lr_range` is the productive descent, from where the loss falls fastest to LAG_STEPS steps before
-    the knee (Smith's base_lr .. max_lr for a cyclic schedule), widened to contain `lr`. `shape` holds
+    `lr_range` is Smith's base_lr .. max_lr for a cyclic schedule: from where the loss falls fastest
+    (or the constant lr, if that is lower) up to the one-cycle max_lr. `shape` holds
     the landmarks from `curve_shape` (lrs only). Pass the raw losses whenever you have them: the
     landmarks are then read on a zero-lag re-smoothing of them instead of the lagging EMA.
     All None when the curve is too short, never fell clearly, or is flat.
@@ -295,9 +295,11 @@ def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[flo
     x = shape["lrs"]
     top = float(x[max(shape["i_knee"] - LAG_STEPS, 0)])
     top = max(top, shape["start"])  # a descent shorter than the lag: never below where learning began
-    lr = top if schedule == "onecycle" else max(top / CONSTANT_FACTOR, min(shape["start"], top))
-    low = min(shape["steepest"], top)
-    lr_range = [min(low, lr), max(top, lr)]
+    constant = max(top / CONSTANT_FACTOR, min(shape["start"], top))
+    lr = top if schedule == "onecycle" else constant
+    # a cyclic schedule swings from a rate safe to hold (the steepest fall, or the constant lr if
+    # that is lower) up to max_lr; the range therefore never collapses to one point
+    lr_range = [min(shape["steepest"], constant), top]
     public = {k: v for k, v in shape.items() if k in ("start", "steepest", "knee", "minimum", "divergence")}
     return {"lr": float(lr), "lr_range": [float(v) for v in lr_range], "schedule": schedule, "shape": public}
 

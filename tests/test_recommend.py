@@ -316,3 +316,13 @@ def test_vectorised_zero_lag_matches_the_point_by_point_definition(n):
     losses = 2.0 + rng.standard_normal(n).cumsum() * 0.1
     expected = _zero_lag_reference(lrs, losses)[1]
     np.testing.assert_allclose(zero_lag(lrs, losses)[1], expected, rtol=1e-9, atol=1e-9)
+
+
+def test_lr_range_runs_from_a_rate_safe_to_hold_up_to_max_lr():
+    lrs, smoothed, raw = curve()
+    onecycle, constant = recommend(lrs, smoothed, raw, "onecycle"), recommend(lrs, smoothed, raw, "constant")
+    low, high = onecycle["lr_range"]
+    assert onecycle["lr_range"] == constant["lr_range"]
+    assert high == onecycle["lr"]
+    assert low == min(onecycle["shape"]["steepest"], constant["lr"])
+    assert high / low >= CONSTANT_FACTOR * 0.999  # a real range, never one point

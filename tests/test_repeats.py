@@ -90,7 +90,7 @@ def test_the_plot_draws_a_band_and_labels_the_recommendation_range_and_flags():
     labels = ax.get_legend_handles_labels()[1]
     assert "band across 3 repeats" in labels
     low, high = combined.lr_range
-    assert f"lr_range {low:.2e} .. {high:.2e} (for a one-cycle schedule)" in labels
+    assert f"lr_range {low:.2e} .. {high:.2e} (cyclic base_lr .. max_lr)" in labels
     assert f"one-cycle max_lr: {combined.suggested_lr:.2e}  (suggested)" in labels
     assert f"constant lr: {combined.schedules['constant']['suggested_lr']:.2e}" in labels
     assert "3 repeats (spread" in subtitle_of(combined) and "low confidence: noisy" in subtitle_of(combined)
