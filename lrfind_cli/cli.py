@@ -252,7 +252,9 @@ def _print_summary(outcome) -> None:
     result = outcome.result
     out = sys.stdout
     shown = "none" if result.suggested_lr is None else format(result.suggested_lr, ".4g")
-    out.write(f"suggested_lr: {shown} ({_meaning(result)})\n")
+    from .suggest import SCHEDULE_NAMES
+
+    out.write(f"suggested_lr: {shown} ({SCHEDULE_NAMES.get(result.method, result.method)})\n")
     if result.lr_range:
         out.write(f"lr_range: {result.lr_range[0]:.4g} .. {result.lr_range[1]:.4g} (base_lr .. max_lr for a cyclic schedule)\n")
     for name, lr in result.suggestions.items():
@@ -275,11 +277,6 @@ def _print_summary(outcome) -> None:
             label = ", ".join(f"{k}={v}" for k, v in run["overrides"].items())
             out.write(f"  run {i + 1}: {label:<40} suggested_lr {lr:<10} {run['status']}\n")
     out.write(f"outputs: {outcome.out_dir}/ (result.json, history.csv, lr_find.png)\n")
-
-
-def _meaning(result) -> str:
-    """What suggested_lr is: the one-cycle max_lr, the constant lr, or a classic method's pick."""
-    return {"onecycle": "max_lr for a one-cycle schedule", "constant": "constant learning rate"}.get(result.method, result.method)
 
 
 def _guarded(verbose: bool, action) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .results import RangeTestResult, write_atomic
+from .suggest import SCHEDULE_NAMES
 
 _COLOURS = {"steepest": "tab:red", "valley": "tab:green", "minimum": "tab:purple", "onecycle": "black", "constant": "tab:olive"}
-_NAMES = {"onecycle": "one-cycle max_lr", "constant": "constant lr"}
 Curve = tuple[str, RangeTestResult]  # (legend label, result); one unlabelled curve is the plain plot
 
 
@@ -73,7 +73,7 @@ def _draw_one(ax, result: RangeTestResult) -> None:
         chosen = name == result.method and lr == result.suggested_lr
         ax.axvline(lr, color=_COLOURS.get(name, "tab:gray"), linestyle="-" if chosen else ":",
                    linewidth=2.2 if chosen else 1.2,
-                   label=f"{_NAMES.get(name, name)}: {lr:.2e}" + ("  (suggested)" if chosen else ""))
+                   label=f"{SCHEDULE_NAMES.get(name, name)}: {lr:.2e}" + ("  (suggested)" if chosen else ""))
 
 
 def _draw_band(ax, result: RangeTestResult, colour) -> None:

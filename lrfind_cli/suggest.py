@@ -172,6 +172,7 @@ LAG_STEPS = 5  # how many steps a feature of the loss trails the lr that caused 
 CONSTANT_FACTOR = 3.0  # constant lr = one-cycle max_lr / this (Smith: base_lr = max_lr / 3 to / 4)
 RISE_FRACTION = 0.5  # divergence: the loss is back up by this fraction of the drop
 SCHEDULES = ("onecycle", "constant")
+SCHEDULE_NAMES = {"onecycle": "one-cycle max_lr", "constant": "constant lr"}  # what each rule's lr is, for people
 
 
 def _finite(lrs: Sequence[float], losses: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +365,7 @@ FLAG_NOTES = {  # what each flag means for the user, and what to try
 }
 
 
-def confidence(curves: Sequence[Curve], schedule: str = "onecycle") -> dict:
+def confidence(curves: Sequence[Curve], schedule: str = "onecycle", combined: dict | None = None) -> dict:
     """How far to trust the recommendation from one or several range tests of the same setup.
 
     Each curve is (lrs, smoothed, raw-or-None). Returns {"spread_decades": float | None, "flags": [...],
@@ -377,10 +378,10 @@ def confidence(curves: Sequence[Curve], schedule: str = "onecycle") -> dict:
                       the upper end of the good region is unknown: try a larger end_lr
       noisy           the raw batch noise exceeds NOISY_RATIO of the total drop
       unstable        the repeats' recommendations spread more than SPREAD_WARNING decades
-    `notes` explains each flag, with what to try (FLAG_NOTES).
+    `notes` explains each flag, with what to try (FLAG_NOTES). `combined` is `recommend_repeats`'s
+    answer for these curves, when the caller has it already.
     """
     flags: set[str] = set()
-    lrs_found = []
     for lrs, smoothed, raw in curves:
         source = raw if raw is not None else smoothed
         if len(_finite(lrs, source)[1]) < MIN_POINTS:
@@ -394,10 +395,7 @@ def confidence(curves: Sequence[Curve], schedule: str = "onecycle") -> dict:
             flags.add("no_divergence")
         if shape["noise"] > NOISY_RATIO * shape["drop"]:
             flags.add("noisy")
-        lr = recommend(lrs, smoothed, raw, schedule)["lr"]
-        if lr is not None:
-            lrs_found.append(lr)
-    spread = float(np.std(np.log10(lrs_found), ddof=1)) if len(lrs_found) >= 2 else None
+    spread = (combined or recommend_repeats(curves, schedule))["spread_decades"]
     if spread is not None and spread > SPREAD_WARNING:
         flags.add("unstable")
     return {"spread_decades": spread, "flags": sorted(flags), "notes": [FLAG_NOTES[f] for f in sorted(flags)],
@@ -430,7 +428,7 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
         chosen, lr = schedule, rules[schedule]["lr"]
     else:
         chosen, lr = choose(method, suggestions)
-    quality = confidence(curves, schedule)
+    quality = confidence(curves, schedule, rules[schedule])
     schedules = {s: {"suggested_lr": rules[s]["lr"], "lr_range": rules[s]["lr_range"]} for s in SCHEDULES}
     return {"suggestions": suggestions, "method": chosen, "suggested_lr": lr, "lr_range": rules[schedule]["lr_range"],
             "schedules": schedules, "confidence": quality}
