@@ -407,6 +407,8 @@ def recommender(schedule: str):
     def method(lrs, smoothed, raw):
         return suggest.recommend(lrs, _arr(smoothed), _arr(raw), schedule=schedule)["lr"]
 
+    # several runs: exactly what `sweep.repeats` does (the mean curve, with its fallbacks)
+    method.combine = lambda curves: suggest.recommend_repeats(curves, schedule)["lr"]
     return method
 
 
@@ -463,7 +465,9 @@ def score(caches: dict[str, dict], rt_seeds: list[int]) -> dict:
                     per_run[s] = fn(c["lrs"], c["smoothed"], c["losses"])
                 values = []
                 for combo in combos:
-                    if label.endswith("mean curve"):
+                    if label.endswith("mean curve") and hasattr(fn, "combine"):
+                        lr = fn.combine([_curve(cache["curves"][str(s)]) for s in combo])
+                    elif label.endswith("mean curve"):
                         averaged = suggest.mean_curve([_curve(cache["curves"][str(s)]) for s in combo])
                         lr = fn(*averaged) if averaged is not None else None
                     else:

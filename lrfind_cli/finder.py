@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
@@ -16,6 +13,7 @@ import numpy as np
 import torch
 
 from .results import RangeTestResult
+from .signals import deliver, signals_held
 from .snapshot import Snapshot
 from .suggest import SCHEDULES, summarize
 
@@ -36,6 +34,10 @@ class StepInfo:
     smoothed: float
     best_loss: float
     best_lr: float
+
+
+class LoaderExhausted(ValueError):
+    """The training data gave no batches (or could not be iterated again for another epoch)."""
 
 
 class RangeTestInterrupted(KeyboardInterrupt):
@@ -229,7 +231,12 @@ def range_test(
     if len(ratios) != len(optimizer.param_groups):
         raise ValueError(f"group_scales has {len(ratios)} entries for {len(optimizer.param_groups)} param groups")
     restore_loader = _loader_state(train_loader)
-    state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=snapshot == "disk").capture()
+    state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=snapshot == "disk")
+    try:
+        state.capture()  # touches nothing of the model's; an interrupt here only has to clean up
+    except BaseException:
+        state.discard()
+        raise
     curve = LossCurve(smoothing, diverge_threshold)
     record: dict[str, list] = {"lr": [], "loss": [], "smoothed": [], "val_loss": []}
     # Row 0: the training loss of each step; row 1 (with val_fn): the validation loss, NaN where not measured.
@@ -280,26 +287,30 @@ def range_test(
         model.train()
         batches = _cycle(train_loader)
         for i in range(num_iter):
-            _set_lr(optimizer, ratios, float(planned[i]))
-            optimizer.zero_grad(set_to_none=True)
-            total = None
-            for _ in range(accumulation_steps):
-                batch = _to_device(next(batches), device)
-                with autocast:
-                    loss = step_fn(model, batch, loss_fn)
-                if accumulation_steps > 1:
-                    loss = loss / accumulation_steps
-                (scaler.scale(loss) if scaler is not None else loss).backward()
-                total = loss.detach() if total is None else total + loss.detach()
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            buffer[0, i] = total
-            if val_fn is not None and (i % val_every == 0 or i == num_iter - 1):
-                buffer[1, i] = _evaluate(model, val_fn, autocast)
-            done = i + 1
+            try:  # the training of step i: data, the user's step, backward, optimizer, validation
+                _set_lr(optimizer, ratios, float(planned[i]))
+                optimizer.zero_grad(set_to_none=True)
+                total = None
+                for _ in range(accumulation_steps):
+                    batch = _to_device(next(batches), device)
+                    with autocast:
+                        loss = step_fn(model, batch, loss_fn)
+                    if accumulation_steps > 1:
+                        loss = loss / accumulation_steps
+                    (scaler.scale(loss) if scaler is not None else loss).backward()
+                    total = loss.detach() if total is None else total + loss.detach()
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                buffer[0, i] = total
+                done = i + 1  # measured: an interrupt from here on keeps this step
+                if val_fn is not None and (i % val_every == 0 or i == num_iter - 1):
+                    buffer[1, i] = _evaluate(model, val_fn, autocast)
+            except Exception as exc:
+                exc.lrfind_steps_done = i  # tells callers the failure came from training, at step i
+                raise
             due = done % sync_every == 0 or done == num_iter
             if by_time and not due:  # a CPU loss is a number already: a non-finite one is read at once
                 due = not math.isfinite(total.item()) or time.perf_counter() - last_read >= CPU_READ_SECONDS
@@ -308,20 +319,22 @@ def range_test(
                 last_read = time.perf_counter()
                 if stop_at is not None:
                     break
-    except Exception as exc:
-        exc.lrfind_steps_done = done  # tells callers the failure came from training, after this many steps
-        raise
     except KeyboardInterrupt:
-        drain(collective=False)  # other ranks may not be here: record this rank's own losses
+        with signals_held():  # a second Ctrl-C must not cut this short: it would lose the partial result
+            read = _aligned(record, val_fn is not None)
+            try:
+                drain(collective=False)  # other ranks may not be here: record this rank's own losses
+            except KeyboardInterrupt:  # raised again by on_step: keep what is recorded
+                read = _aligned(record, val_fn is not None)
         status, reason = "interrupted", f"interrupted after {len(record['lr'])} steps"
     finally:
-        with _signals_held() as held:
+        with signals_held() as held:
             state.restore()
             state.discard()
             restore_loader()
     if held and status != "interrupted":
         try:
-            _deliver(held)  # a signal that came while restoring after a normal end acts now, on the restored state
+            deliver(held)  # a signal that came while restoring after a normal end acts now, on the restored state
         except KeyboardInterrupt:
             status, reason = "interrupted", f"interrupted after {len(record['lr'])} steps"
     result = _result(record, status, reason, suggest_method, schedule, device, started, start_lr, end_lr, num_iter, mode)
@@ -332,41 +345,13 @@ def range_test(
     return result
 
 
-_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Hold SIGINT and SIGTERM while the state is put back, so a second Ctrl-C cannot leave a half-restored model.
-
-    Yields the list of (signal, previous handler) that arrived meanwhile; the handlers are back in
-    place on exit. Only in the main thread (the only one Python delivers signals to).
-    """
-    held: list[tuple[int, Any]] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield held
-        return
-    previous = {}
-    for sig in _HELD_SIGNALS:
-        handler = signal.getsignal(sig)
-        if handler is None:  # installed outside Python: cannot be put back, so leave it alone
-            continue
-        previous[sig] = handler
-        signal.signal(sig, lambda signum, frame: held.append((signum, previous[signum])))
-    try:
-        yield held
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _deliver(held: list[tuple[int, Any]]) -> None:
-    """Run the handler of the first held signal as Python would have (it usually raises KeyboardInterrupt)."""
-    signum, handler = held[0]
-    if callable(handler):
-        handler(signum, None)
-    elif handler == signal.SIG_DFL:
-        signal.raise_signal(signum)
+def _aligned(record: dict[str, list], with_val: bool) -> int:
+    """Cut the history lists to a common length (an interrupt may land between two appends); return it."""
+    keys = ("lr", "loss", "smoothed", "val_loss") if with_val else ("lr", "loss", "smoothed")
+    n = min(len(record[k]) for k in keys)
+    for k in keys:
+        del record[k][n:]
+    return n
 
 
 def _result(record, status, reason, suggest_method, schedule, device, started, start_lr, end_lr, num_iter, mode) -> RangeTestResult:
@@ -386,7 +371,7 @@ def _result(record, status, reason, suggest_method, schedule, device, started, s
         end_lr=float(end_lr),
         num_iter=num_iter,
         mode=mode,
-        schedule=schedule,
+        schedule=summary["schedule"],
         lr_range=summary["lr_range"],
         confidence=summary["confidence"],
         schedules=summary["schedules"],
@@ -422,10 +407,10 @@ def _cycle(loader: Iterable) -> Iterator:
         if callable(set_epoch):
             set_epoch(epoch)
         if empty and seen:
-            raise ValueError(f"the data loader ran out after {seen} batches and cannot be iterated again (a one-shot iterator?); "
+            raise LoaderExhausted(f"the data loader ran out after {seen} batches and cannot be iterated again (a one-shot iterator?); "
                              "pass a re-iterable loader such as a DataLoader or a list, or lower num_iter")
         if empty:
-            raise ValueError("the data loader yielded no batches (is the dataset smaller than one batch with drop_last?)")
+            raise LoaderExhausted("the data loader yielded no batches (is the dataset smaller than one batch with drop_last?)")
 
 
 def _loader_state(loader: Any) -> Callable[[], None]:

@@ -14,9 +14,9 @@ _STATUS_ORDER = ("interrupted", "diverged", "completed")  # the combined status 
 def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: str) -> RangeTestResult:
     """One result from several range tests (each with its data-order seed) that differ only in data order.
 
-    The suggestions, lr_range and confidence come from all curves together (`suggest.summarize`: the
-    schedule-aware rule takes the log-space median of the per-run answers, and `confidence` measures
-    their spread); the history, best point and stop reason shown on top are the first run's, and
+    The suggestions, lr_range and confidence come from the finished runs' curves together
+    (`suggest.summarize`: the schedule-aware rule reads their step-by-step mean curve, and `confidence`
+    measures the spread of the per-run answers); the history, best point and stop reason shown on top are the first run's, and
     `repeats` keeps every run. With one run, that run is returned unchanged.
     """
     if not runs:
@@ -24,7 +24,10 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
     if len(runs) == 1:
         return runs[0][1]
     results = [r for _, r in runs]
-    summary = summarize([(r.lrs, r.smoothed, r.losses) for r in results], method, schedule)
+    # an interrupted repeat's curve stops wherever the interrupt came: judged as a whole curve it
+    # would look flat or undiverged, so it counts only when no repeat finished
+    finished = [r for r in results if r.status != "interrupted"] or results
+    summary = summarize([(r.lrs, r.smoothed, r.losses) for r in finished], method, schedule)
     first = results[0]
     status = next(s for s in _STATUS_ORDER if any(r.status == s for r in results))
     stops = "; ".join(f"repeat {i + 1}: {r.stop_reason}" for i, r in enumerate(results))
@@ -35,6 +38,7 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
         suggestions=summary["suggestions"],
         method=summary["method"],
         suggested_lr=summary["suggested_lr"],
+        schedule=summary["schedule"],
         lr_range=summary["lr_range"],
         schedules=summary["schedules"],
         confidence=summary["confidence"],

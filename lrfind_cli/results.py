@@ -91,6 +91,9 @@ class RangeTestResult:
             return [math.nan if v is None else float(v) for v in values]
 
         lrs = numbers(history["lr"])
+        groups = history.get("group_lrs") or []
+        # every group's lr is a fixed multiple of the swept lr: read the multiples off the first step
+        scales = [g / lrs[0] for g in groups[0]] if groups and lrs and lrs[0] else [1.0]
         return cls(
             lrs=lrs, losses=numbers(history["loss"]), smoothed=numbers(history["smoothed"]),
             status=doc["status"], stop_reason=doc.get("stop_reason", ""), suggestions=doc.get("suggestions", {}),
@@ -99,7 +102,7 @@ class RangeTestResult:
             end_lr=sweep.get("end_lr", lrs[-1] if lrs else math.nan), num_iter=sweep.get("num_iter", len(lrs)),
             mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"), schedule=doc.get("schedule", "onecycle"),
             lr_range=doc.get("lr_range"), confidence=doc.get("confidence") or {"spread_decades": None, "flags": []},
-            schedules=doc.get("schedules") or {},
+            schedules=doc.get("schedules") or {}, group_scales=scales,
             repeats=[(entry.get("seed", i), cls.from_dict({**entry, "sweep": sweep}))
                      for i, entry in enumerate(doc.get("repeats") or [])],
         )
@@ -181,6 +184,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write via a uniquely named temp file in the same directory, then rename over the target."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -190,6 +194,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def _csv_number(value: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
@@ -13,6 +14,7 @@ from typing import Any
 from .errors import RunError, short_message, user_frame
 from .plot import save_plot
 from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, to_json, write_outputs
+from .signals import deliver, signals_held
 from .spec import LoadedSpec, Spec, variant_label
 
 OUTPUT_FILES = (RESULT_JSON, HISTORY_CSV, PLOT_PNG)  # the only files a run writes
@@ -86,13 +88,17 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     device = device or resolve_device(spec.device)
     runs: list[tuple[dict[str, Any], RangeTestResult]] = []
     for index, (overrides, variant) in enumerate(loaded.variants):
-        if on_variant is not None:
-            on_variant(index, len(loaded.variants), variant_label(overrides))
         try:
+            if on_variant is not None:
+                on_variant(index, len(loaded.variants), variant_label(overrides))
             result = _sweep(variant, device, ctx, on_step, on_repeat)
         except RangeTestInterrupted as stop:
             runs.append((overrides, _with_scale(stop.result, variant, ctx)))
-            raise Interrupted(_write(loaded, runs, out_dir, ctx)) from None
+            raise Interrupted(_write(loaded, runs, out_dir, ctx, interrupted=True)) from None
+        except KeyboardInterrupt:
+            if not runs:
+                raise  # nothing measured yet: nothing to write
+            raise Interrupted(_write(loaded, runs, out_dir, ctx, interrupted=True)) from None  # between two runs
         runs.append((overrides, _with_scale(result, variant, ctx)))
     return _write(loaded, runs, out_dir, ctx)
 
@@ -136,14 +142,23 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
     runs: list[tuple[int, RangeTestResult]] = []
     for repeat in range(sweep.repeats):
         seed = spec.seed + repeat
-        if on_repeat is not None:
-            on_repeat(repeat, sweep.repeats)
-        loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
-                             drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=seed, device=device,
-                             rank=rank, world_size=world)
         try:
+            if on_repeat is not None:
+                on_repeat(repeat, sweep.repeats)
+            loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
+                                 drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=seed, device=device,
+                                 rank=rank, world_size=world)
             if spec.performance.device_batches:
                 loader = resident_batches(loader, sweep.num_iter * sweep.accumulation_steps, device)
+        except KeyboardInterrupt:
+            if not runs:
+                raise
+            partial = combine(runs, spec.suggest.method, spec.suggest.schedule)
+            partial = dataclasses.replace(partial, status="interrupted",
+                                          stop_reason=f"interrupted before repeat {repeat + 1} of {sweep.repeats}; {partial.stop_reason}")
+            partial.extra["performance"] = fast
+            raise RangeTestInterrupted(partial) from None
+        try:
             result = range_test(
                 model, optimizer, loader, loss_fn,
                 start_lr=sweep.start_lr, end_lr=sweep.end_lr, num_iter=sweep.num_iter, mode=sweep.mode,
@@ -182,6 +197,10 @@ def _training_error(exc: Exception, spec: Spec, device) -> Exception:
     if not hasattr(exc, "lrfind_steps_done"):
         return exc  # not from training (an argument check or a bug of ours): reported as unexpected
     at = _step_text(exc, num_iter)
+    from .finder import LoaderExhausted
+
+    if isinstance(exc, LoaderExhausted):
+        return RunError(f"data: {spec.data.name!r} {at}: {exc}")
     what, where = _plain_failure(exc)
     if _in_data_loading(exc):
         return RunError(f"data: reading a batch of {spec.data.name!r} failed {at}: {what}{where}; fix the dataset "
@@ -304,15 +323,19 @@ def best_run(runs: list[tuple[dict[str, Any], RangeTestResult]]) -> int:
     return min(scored)[2] if scored else 0
 
 
-def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]], out_dir: Path, ctx) -> RunOutcome:
+def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]], out_dir: Path, ctx,
+           interrupted: bool = False) -> RunOutcome:
     """Write the outputs (rank 0 only: other ranks hold the same result and write nothing).
 
     The top level of result.json is the best run's; with a grid, `runs` lists every variant and
-    `best_run` says which one is on top and why.
+    `best_run` says which one is on top and why. An interrupted grid says so at the top level too.
     """
     index = best_run(runs)
     result = runs[index][1]
     document = result.to_dict(loaded.spec.model_dump(mode="json"))
+    if interrupted and loaded.spec.grid:
+        document["status"] = "interrupted"
+        document["stop_reason"] = f"interrupted with {len(runs)} of {len(loaded.variants)} runs measured (the last may be partial)"
     if loaded.spec.grid:
         document["best_run"] = {"index": index, "overrides": runs[index][0],
                                 "criterion": BEST_RUN_CRITERION}
@@ -320,11 +343,14 @@ def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]
     if ctx is not None and not ctx.is_main:
         return RunOutcome(result=result, out_dir=out_dir, paths={}, document=document)
     try:
-        paths = write_outputs(result, out_dir, document)
-        curves = [(variant_label(o) if loaded.spec.grid else "", r) for o, r in runs]
-        paths["png"] = save_plot(curves, out_dir / PLOT_PNG, title_of(loaded))
+        with signals_held() as held:  # all three files, or a signal waits: never a result without its plot
+            paths = write_outputs(result, out_dir, document)
+            curves = [(variant_label(o) if loaded.spec.grid else "", r) for o, r in runs]
+            paths["png"] = save_plot(curves, out_dir / PLOT_PNG, title_of(loaded))
     except OSError as exc:
         raise RunError(f"output.dir: cannot write to {str(out_dir)!r}: {exc.strerror or exc}; choose another path with --out") from None
+    if held:
+        deliver(held)  # Ctrl-C or SIGTERM while writing: the outputs are complete, now it acts
     return RunOutcome(result=result, out_dir=out_dir, paths=paths, document=document)
 
 

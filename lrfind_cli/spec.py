@@ -7,14 +7,23 @@ import difflib
 import itertools
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import Problem, SpecError
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # YAML's true/false would pass as 1/0
+        raise ValueError(f"expected a whole number, got {str(value).lower()}; write a whole number")
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_not_a_bool)]  # an int that refuses true/false
 
 
 class _Strict(BaseModel):
@@ -38,8 +47,8 @@ class DataSpec(_Strict):
     name: str = "synthetic"
     kwargs: dict[str, Any] = Field(default_factory=dict)
     transforms: list[TransformSpec] | None = None
-    batch_size: int = Field(128, ge=1)
-    num_workers: int = Field(0, ge=0)
+    batch_size: Whole = Field(128, ge=1)
+    num_workers: Whole = Field(0, ge=0)
     shuffle: bool = True
     drop_last: bool = True
 
@@ -77,8 +86,8 @@ class LossSpec(_Strict):
 
 
 class ValSpec(_Strict):
-    every: int = Field(10, ge=1)  # evaluate after every k-th optimizer step (and the last)
-    batches: int = Field(2, ge=1)  # the fixed subsample: this many batches, drawn once with the seed
+    every: Whole = Field(10, ge=1)  # evaluate after every k-th optimizer step (and the last)
+    batches: Whole = Field(2, ge=1)  # the fixed subsample: this many batches, drawn once with the seed
     fraction: float = Field(0.1, gt=0, lt=1)  # held out from the training set when no kwargs are given
     kwargs: dict[str, Any] | None = None  # else: a named split, e.g. {train: false}, merged into data.kwargs
 
@@ -86,14 +95,14 @@ class ValSpec(_Strict):
 class SweepSpec(_Strict):
     start_lr: float = Field(1e-7, gt=0)
     end_lr: float = Field(10.0, gt=0)
-    num_iter: int = Field(100, ge=2)
+    num_iter: Whole = Field(100, ge=2)
     mode: Literal["exp", "linear"] = "exp"
     smoothing: float = Field(0.98, ge=0, lt=1)
     diverge_threshold: float = Field(4.0, gt=1)
-    accumulation_steps: int = Field(1, ge=1)
+    accumulation_steps: Whole = Field(1, ge=1)
     snapshot: Literal["memory", "disk"] = "memory"
     val: ValSpec | None = None  # validation-loss mode (off by default)
-    repeats: int = Field(1, ge=1)  # range tests from the same start with different data order, combined
+    repeats: Whole = Field(1, ge=1)  # range tests from the same start with different data order, combined
 
     @model_validator(mode="after")
     def _ordered(self) -> SweepSpec:
@@ -106,7 +115,7 @@ class PerformanceSpec(_Strict):
     channels_last: Literal["auto", True, False] = "auto"  # auto: on CUDA, for models with 2-D convolutions
     cudnn_benchmark: bool = True  # cuDNN autotune on CUDA: fastest kernels, tiny run-to-run differences
     device_batches: bool = False  # load the sweep's batches onto the device before it starts
-    sync_every: int | None = Field(None, ge=1)  # steps between loss reads (null: 16, or on a CPU every 20 ms)
+    sync_every: Whole | None = Field(None, ge=1)  # steps between loss reads (null: 16, or on a CPU every 20 ms)
 
 
 class SuggestSpec(_Strict):
@@ -120,7 +129,7 @@ class OutputSpec(_Strict):
 
 
 class Spec(_Strict):
-    seed: int = Field(0, ge=0)
+    seed: Whole = Field(0, ge=0)
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     model: ModelSpec
@@ -144,6 +153,13 @@ class Spec(_Strict):
             if key.split(".")[0] in ("grid", "output"):
                 raise ValueError(f"grid.{_shown(key)}: {key.split('.')[0]} cannot vary within one run")
         return grid
+
+    @model_validator(mode="after")
+    def _repeats_need_shuffle(self) -> Spec:
+        if self.sweep.repeats > 1 and not self.data.shuffle:
+            raise ValueError(f"sweep.repeats: {self.sweep.repeats} repeats differ only in data order, but data.shuffle is "
+                             "false, so they would all be the same sweep; set data.shuffle: true or sweep.repeats: 1")
+        return self
 
     @field_validator("device")
     @classmethod
@@ -368,6 +384,9 @@ def _pydantic_problems(exc: ValidationError, path: Path, lines: dict[tuple, int]
             problems.append(Problem(_where(path, lines, loc, overridden), "required key is missing", f"add `{loc[-1]}:`"))
         else:
             message = err["msg"].removeprefix("Value error, ")
+            keyed = re.match(r"([a-z_]+(?:\.[a-z_]+)+): (.*)", message) if not loc else None
+            if keyed:  # a check across keys names the key it is about: "sweep.repeats: ..."
+                loc, message = tuple(keyed.group(1).split(".")), keyed.group(2)
             value = err.get("input")
             shown = f" (got {value!r})" if not isinstance(value, (dict, list)) and kind != "value_error" else ""
             problems.append(Problem(_where(path, lines, loc, overridden), f"{message}{shown}", _fix_for(kind)))

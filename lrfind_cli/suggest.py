@@ -204,12 +204,19 @@ def zero_lag(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray,
     return x, _local_linear(u, _running_median(y, k), h)
 
 
+MEDIAN_CHUNK = 2_000_000  # values per np.median call in _running_median (~16 MB): memory stays linear in n
+
+
 def _running_median(y: np.ndarray, k: int) -> np.ndarray:
     """Median over i-r..i+r with r = min(k, i, n-1-i): symmetric windows that shrink at the ends."""
     n = len(y)
     out = np.empty(n)
     if n > 2 * k:
-        out[k : n - k] = np.median(np.lib.stride_tricks.sliding_window_view(y, 2 * k + 1), axis=1)
+        windows = np.lib.stride_tricks.sliding_window_view(y, 2 * k + 1)
+        rows = max(1, MEDIAN_CHUNK // (2 * k + 1))  # np.median copies its input: bound that copy
+        for start in range(0, len(windows), rows):
+            end = min(start + rows, len(windows))
+            out[k + start : k + end] = np.median(windows[start:end], axis=1)
     for i in (*range(min(k, n)), *range(max(n - k, k), n)):
         r = min(k, i, n - 1 - i)
         out[i] = np.median(y[i - r : i + r + 1])
@@ -283,7 +290,7 @@ def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[flo
     Returns {"lr": float | None, "lr_range": [low, high] | None, "schedule": str, "shape": dict | None}.
     `lr` is the one-cycle max_lr (schedule="onecycle") or the constant lr (schedule="constant");
     `lr_range` is Smith's base_lr .. max_lr for a cyclic schedule: from where the loss falls fastest
-    (or the constant lr, if that is lower) up to the one-cycle max_lr. `shape` holds
+    (or max_lr / CONSTANT_FACTOR, if that is lower) up to the one-cycle max_lr. `shape` holds
     the landmarks from `curve_shape` (lrs only). Pass the raw losses whenever you have them: the
     landmarks are then read on a zero-lag re-smoothing of them instead of the lagging EMA.
     All None when the curve is too short, never fell clearly, or is flat.
@@ -298,9 +305,10 @@ def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[flo
     top = max(top, shape["start"])  # a descent shorter than the lag: never below where learning began
     constant = max(top / CONSTANT_FACTOR, min(shape["start"], top))
     lr = top if schedule == "onecycle" else constant
-    # a cyclic schedule swings from a rate safe to hold (the steepest fall, or the constant lr if
-    # that is lower) up to max_lr; the range therefore never collapses to one point
-    lr_range = [min(shape["steepest"], constant), top]
+    # a cyclic schedule swings from a rate safe to hold (the steepest fall, or Smith's base_lr =
+    # max_lr / 3 if that is lower) up to max_lr; the range therefore never collapses to one point
+    # (never below the first lr measured)
+    lr_range = [max(min(shape["steepest"], top / CONSTANT_FACTOR), float(x[0])), top]
     public = {k: v for k, v in shape.items() if k in ("start", "steepest", "knee", "minimum", "divergence")}
     return {"lr": float(lr), "lr_range": [float(v) for v in lr_range], "schedule": schedule, "shape": public}
 
@@ -330,7 +338,8 @@ def recommend_repeats(curves: Sequence[Curve], schedule: str = "onecycle") -> di
     Each curve is (lrs, smoothed, raw-or-None). The answer is read on their step-by-step mean
     (`mean_curve`): averaging N curves divides the batch noise by about sqrt(N) before the landmarks
     are read, which halves the spread of the answer in the quality benchmark against taking the
-    median of the per-run answers (the fallback when the mean curve gives none). `runs` lists every
+    median of the per-run answers (the fallback when the mean curve gives none). Runs whose curve
+    ends before the runs' median minimum are left out of the mean. `runs` lists every
     run's own lr (None where a run gave none) and `spread_decades` their standard deviation in
     log10 (None with fewer than two answers): how far single range tests disagree.
     """
@@ -340,9 +349,15 @@ def recommend_repeats(curves: Sequence[Curve], schedule: str = "onecycle") -> di
     spread = float(np.std(np.log10([a["lr"] for a in found]), ddof=1)) if len(found) >= 2 else None
     if not found:
         return {"lr": None, "lr_range": None, "schedule": schedule, "runs": runs, "spread_decades": None}
-    averaged = mean_curve(curves) if len(curves) > 1 else None
+    # A run that stopped before the typical minimum (an early NaN, an interrupt) would cut the mean
+    # short of the others' knee: average only the runs that got that far.
+    typical_minimum = float(np.median([a["shape"]["minimum"] for a in found]))
+    complete = [c for c in curves if len(_finite(c[0], c[2] if c[2] is not None else c[1])[0])
+                and _finite(c[0], c[2] if c[2] is not None else c[1])[0][-1] >= typical_minimum]
+    averaged = mean_curve(complete) if len(complete) > 1 else None
     combined = recommend(*averaged, schedule) if averaged is not None else answers[0] if len(curves) == 1 else None
     if combined is None or combined["lr"] is None:
+        # no mean curve to read: the median of the runs' own answers instead
 
         def log_median(values: list[float]) -> float:
             return float(10 ** np.median(np.log10(values)))
@@ -360,7 +375,7 @@ FLAG_NOTES = {  # what each flag means for the user, and what to try
     "flat_curve": "the loss never fell clearly; widen sweep.start_lr..sweep.end_lr or raise sweep.num_iter",
     "no_divergence": "the loss never rose after its minimum, so the top of the good range is unknown; raise sweep.end_lr",
     "noisy": "batch-to-batch noise is large against the fall of the loss; raise data.batch_size or sweep.num_iter, "
-             "or set sweep.repeats: 3",
+             "or sweep.repeats",
     "unstable": f"repeats disagree by more than {SPREAD_WARNING} decades; raise sweep.num_iter or sweep.repeats",
 }
 
@@ -410,6 +425,7 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
                     schedule, combined over the curves by `recommend_repeats`) and the classic
                     steepest / valley / minimum (log-space median of the per-curve answers)
       method        the method behind suggested_lr: the schedule's name when `method` is "auto"
+      schedule      the schedule suggested_lr is for (`method` when that names a schedule)
       suggested_lr  that method's lr (None when it has none)
       lr_range      [low, high] for cyclic schedules, from the rule under `schedule`
       schedules     for each schedule, {"suggested_lr", "lr_range"}: what the rule says under both
@@ -417,6 +433,8 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if method in SCHEDULES:
+        schedule = method  # asking for a schedule's rule by name means that schedule
     per_curve = [suggest_all(lrs, smoothed, raw) for lrs, smoothed, raw in curves]
     suggestions: dict[str, float | None] = {}
     for name in METHODS:
@@ -428,7 +446,9 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
         chosen, lr = schedule, rules[schedule]["lr"]
     else:
         chosen, lr = choose(method, suggestions)
+        if rules[schedule]["lr"] is None:
+            lr = None  # no curve fell clearly (flat_curve, too_few_points): a classic method's pick is noise
     quality = confidence(curves, schedule, rules[schedule])
     schedules = {s: {"suggested_lr": rules[s]["lr"], "lr_range": rules[s]["lr_range"]} for s in SCHEDULES}
-    return {"suggestions": suggestions, "method": chosen, "suggested_lr": lr, "lr_range": rules[schedule]["lr_range"],
-            "schedules": schedules, "confidence": quality}
+    return {"suggestions": suggestions, "method": chosen, "suggested_lr": lr, "schedule": schedule,
+            "lr_range": rules[schedule]["lr_range"], "schedules": schedules, "confidence": quality}

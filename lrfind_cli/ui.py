@@ -18,6 +18,7 @@ class LiveReporter:
         self.title = title
         self.base_title = title
         self.variant = ""  # " · run 2/3: label" while a grid runs
+        self.header_due = False  # plain text: print the title before the next step (a new run or repeat began)
         self.num_iter = num_iter
         self.rows: deque = deque(maxlen=rows)
         self.live: Live | None = None
@@ -60,17 +61,19 @@ class LiveReporter:
         self._restart(f"{self.base_title}{self.variant} · repeat {index + 1}/{count}")
 
     def _restart(self, title: str) -> None:
-        if self.started and self.live is None:
-            self.console.print("", highlight=False)
+        """A new sweep: its title, empty rows, progress from zero; in plain text its header comes with its first step."""
         self.title = title
         self.rows.clear()
         self.progress.reset(self.task, total=self.num_iter)
-        if self.started and self.live is None:
-            self.console.print(f"{self.title}: {self.num_iter} steps", highlight=False, soft_wrap=True)
+        self.header_due = self.started
 
     def on_step(self, info) -> None:
         if not self.started:
             self._start()
+        elif self.header_due and self.live is None:
+            self.console.print("", highlight=False)
+            self.console.print(f"{self.title}: {self.num_iter} steps", highlight=False, soft_wrap=True)
+        self.header_due = False
         self.rows.append(info)
         self.progress.update(self.task, completed=info.step + 1)
         if self.live is not None:

@@ -483,3 +483,19 @@ def test_lrfind_debug_zero_means_off(cli_runner, misspelled_spec):
     assert result.exit_code == 2
     assert_no_traceback(result)
 
+
+
+@pytest.mark.parametrize("key", ["seed", "data.batch_size", "sweep.num_iter", "sweep.repeats", "performance.sync_every"])
+def test_true_or_false_is_not_a_whole_number(cli_runner, key):
+    result = cli_runner.invoke(app, ["validate", "configs/tiny.yaml", "--set", f"{key}=true"])
+    assert result.exit_code == 2
+    assert f"({key}): expected a whole number, got true" in result.stderr
+
+
+def test_a_classic_method_on_a_flat_curve_gives_no_suggestion(cli_runner, tmp_path):
+    result = cli_runner.invoke(app, ["run", "configs/tiny.yaml", "-q", "--set", "suggest.method=valley", "--set",
+                                     "sweep.start_lr=1e-7", "--set", "sweep.end_lr=1e-6", "--out", str(tmp_path)])
+    assert result.exit_code == 3, result.stderr
+    assert result.stdout == "" and "no usable suggestion" in result.stderr
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["suggested_lr"] is None and doc["method"] == "valley"

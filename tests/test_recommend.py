@@ -326,3 +326,31 @@ def test_lr_range_runs_from_a_rate_safe_to_hold_up_to_max_lr():
     assert high == onecycle["lr"]
     assert low == min(onecycle["shape"]["steepest"], constant["lr"])
     assert high / low >= CONSTANT_FACTOR * 0.999  # a real range, never one point
+
+
+def test_a_fall_sharper_than_the_lag_still_gives_a_real_range():
+    lrs = np.geomspace(1e-6, 10, 100)
+    i = np.arange(100)
+    raw = 3 - 2 / (1 + np.exp(-(i - 42) / 0.7)) + np.where(i > 80, 0.5 * (i - 80), 0.0)
+    found = recommend(lrs, ema(raw), raw)
+    low, high = found["lr_range"]
+    assert high == found["lr"] and high / low >= CONSTANT_FACTOR * 0.999
+
+
+def test_a_repeat_that_stopped_early_does_not_drag_the_combined_answer_down():
+    runs = [curve(noise=0.02, seed=s) for s in range(3)]
+    full = recommend_repeats(runs[:2])["lr"]
+    short = tuple(np.asarray(x)[:35] for x in runs[2])  # stopped (NaN, interrupt) well before the knee
+    combined = recommend_repeats([runs[0], runs[1], short])
+    assert abs(math.log10(combined["lr"]) - math.log10(full)) < 0.1
+    assert combined["runs"][2] is None or combined["runs"][2] < full
+
+
+def test_running_median_in_chunks_matches_one_pass(monkeypatch):
+    from lrfind_cli import suggest
+
+    lrs = np.logspace(-7, 1, 700)
+    losses = np.random.default_rng(3).standard_normal(700).cumsum()
+    whole = zero_lag(lrs, losses)[1]
+    monkeypatch.setattr(suggest, "MEDIAN_CHUNK", 100)  # many small chunks
+    np.testing.assert_array_equal(zero_lag(lrs, losses)[1], whole)

@@ -147,3 +147,86 @@ def test_an_interrupt_in_the_second_repeat_keeps_the_first(tmp_path):
     assert len(doc["repeats"]) == 2 and doc["repeats"][1]["num_steps"] == 6
     assert stop.value.outcome.result.status == "interrupted"
     assert not math.isnan(doc["repeats"][0]["history"]["loss"][0])
+
+
+def test_an_interrupt_between_two_repeats_writes_the_finished_ones(tmp_path):
+    loaded = load_spec(TINY, ["sweep.repeats=3", "sweep.num_iter=12", f"output.dir={tmp_path}"])
+
+    def on_repeat(index, count):
+        if index == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the third repeat's loader is being built
+
+    with pytest.raises(Interrupted):
+        run_spec(loaded, on_repeat=on_repeat)
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["status"] == "interrupted" and "before repeat 3 of 3" in doc["stop_reason"]
+    assert [r["seed"] for r in doc["repeats"]] == [0, 1] and doc["suggested_lr"] is not None
+
+
+def test_an_interrupt_between_two_grid_runs_writes_the_finished_ones(tmp_path):
+    loaded = load_spec(TINY, ["grid={optimizer.kwargs.weight_decay: [0, 1.0e-4, 1.0e-3]}", "sweep.num_iter=12",
+                              f"output.dir={tmp_path}"])
+
+    def on_variant(index, count, label):
+        if index == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        run_spec(loaded, on_variant=on_variant)
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["status"] == "interrupted" and "2 of 3 runs" in doc["stop_reason"]
+    assert len(doc["runs"]) == 2
+
+
+def test_asking_for_a_schedule_rule_by_name_reports_that_schedule(tmp_path):
+    result = CliRunner().invoke(app, ["run", TINY, "--set", "suggest.method=onecycle", "--set", "suggest.schedule=constant",
+                                      "--set", "sweep.num_iter=20", "--out", str(tmp_path), "--json"])
+    doc = json.loads(result.stdout)
+    assert doc["method"] == doc["schedule"] == "onecycle"
+    assert doc["suggested_lr"] == doc["schedules"]["onecycle"]["suggested_lr"]
+
+
+def test_repeats_without_shuffling_are_refused_at_their_line(cli_write_spec):
+    spec = cli_write_spec("""
+        model: {name: resnet18}
+        data:
+          shuffle: false
+        sweep:
+          repeats: 3
+        """)
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2
+    assert f"{spec}:5 sweep.repeats: 3 repeats differ only in data order" in result.stderr
+    assert "set data.shuffle: true" in result.stderr
+
+
+def test_an_interrupted_repeat_does_not_vote_or_raise_flags():
+    full = [fake(0, -3.0), fake(1, -2.9)]
+    seed, cut = fake(2, -3.0, status="interrupted")
+    cut.lrs, cut.losses, cut.smoothed = cut.lrs[:30], cut.losses[:30], cut.smoothed[:30]  # stopped before the fall
+    combined = combine([*full, (seed, cut)], "auto", "onecycle")
+    assert combined.status == "interrupted"
+    assert combined.suggested_lr == combine(full, "auto", "onecycle").suggested_lr
+    assert "flat_curve" not in combined.confidence["flags"] and combined.confidence["repeats"] == 2
+    assert len(combined.repeats) == 3  # still listed
+
+
+def test_a_signal_while_the_outputs_are_written_waits_until_all_three_exist(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from lrfind_cli import runner
+
+    real = runner.save_plot
+
+    def slow_plot(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after result.json and history.csv, before the PNG
+        for _ in range(1000):
+            pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "save_plot", slow_plot)
+    loaded = load_spec(TINY, ["sweep.num_iter=10", f"output.dir={tmp_path}"])
+    with pytest.raises(KeyboardInterrupt):
+        run_spec(loaded)
+    assert {p.name for p in tmp_path.iterdir()} == {"result.json", "history.csv", "lr_find.png"}

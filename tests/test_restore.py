@@ -317,3 +317,56 @@ def test_ctrl_c_while_restoring_after_a_normal_end_interrupts_once_the_state_is_
         range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=1e-2, num_iter=10)
     assert caught.value.result.status == "interrupted" and caught.value.result.num_steps == 10
     assert_restored(before, model, optimizer)
+
+
+def test_a_second_interrupt_raised_while_the_first_is_handled_keeps_the_partial_result(trained):
+    model, optimizer, loader = trained
+    before = capture(model, optimizer)
+
+    def on_step(info):
+        if info.step in (5, 6):
+            raise KeyboardInterrupt
+
+    with pytest.raises(RangeTestInterrupted) as caught:
+        range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=10.0, num_iter=20, on_step=on_step, sync_every=16)
+    result = caught.value.result
+    assert result.status == "interrupted" and result.num_steps >= 6
+    assert len(result.lrs) == len(result.losses) == len(result.smoothed) == result.num_steps
+    assert_restored(before, model, optimizer)
+
+
+def test_an_interrupt_during_validation_keeps_the_step_it_measured(trained):
+    model, optimizer, loader = trained
+    calls = []
+
+    def val_fn(m):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return torch.tensor(1.0)
+
+    with pytest.raises(RangeTestInterrupted) as caught:
+        range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=10.0, num_iter=20, val_fn=val_fn, val_every=2,
+                   sync_every=1)
+    # validation runs after steps 0, 2 and 4; the third (step 4) was interrupted after step 4 trained
+    assert caught.value.result.num_steps == 5
+
+
+def test_only_failures_of_training_are_marked_as_such(trained):
+    from lrfind_cli.finder import LoaderExhausted
+
+    model, optimizer, loader = trained
+
+    def broken_callback(info):
+        raise ValueError("a bug in a progress callback")
+
+    with pytest.raises(ValueError) as caught:
+        range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=1e-2, num_iter=5, on_step=broken_callback)
+    assert not hasattr(caught.value, "lrfind_steps_done")
+    with pytest.raises(LoaderExhausted) as empty:
+        range_test(model, optimizer, [], LOSS, start_lr=1e-4, end_lr=1e-2, num_iter=5)
+    assert empty.value.lrfind_steps_done == 0
+    with pytest.raises(RuntimeError) as failed:
+        range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=1e-2, num_iter=5,
+                   step_fn=failing_step(RuntimeError, at_call=3))
+    assert failed.value.lrfind_steps_done == 2

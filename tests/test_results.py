@@ -210,3 +210,23 @@ def test_no_nan_anywhere_in_the_written_json(tmp_path):
     text = paths["json"].read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert math.isclose(json.loads(text)["suggested_lr"], 9e-4)
+
+
+def test_from_dict_keeps_the_parameter_group_scales():
+    from lrfind_cli.results import RangeTestResult
+
+    result = RangeTestResult(lrs=[1e-4, 1e-3], losses=[2.0, 1.5], smoothed=[2.0, 1.7], status="completed", stop_reason="",
+                             suggestions={}, method="onecycle", suggested_lr=1e-3, device="cpu", duration_s=0.1,
+                             start_lr=1e-4, end_lr=1e-3, num_iter=2, mode="exp", group_scales=[0.1, 1.0])
+    back = RangeTestResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert back.group_scales == pytest.approx([0.1, 1.0])
+    assert back.suggested_group_lrs == pytest.approx(result.suggested_group_lrs)
+
+
+def test_outputs_get_the_mode_a_plain_open_would_give(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "result.json", b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o644
