@@ -76,7 +76,7 @@ def _draw_one(ax, result: RangeTestResult) -> None:
                    label=f"{SCHEDULE_NAMES.get(name, name)}: {lr:.2e}" + ("  (suggested)" if chosen else ""))
 
 
-def _draw_band(ax, result: RangeTestResult, colour) -> None:
+def _draw_band(ax, result: RangeTestResult, colour, labelled: bool = True) -> None:
     """The smoothed loss's lowest..highest value across repeats (sweep.repeats), step by step."""
     if len(result.repeats) < 2:
         return
@@ -89,7 +89,7 @@ def _draw_band(ax, result: RangeTestResult, colour) -> None:
     lrs = [_planned_lr(result, i) for i in steps]
     if steps:
         ax.fill_between(lrs, [min(columns[i]) for i in steps], [max(columns[i]) for i in steps], color=colour, alpha=0.18,
-                        linewidth=0, label=f"band across {len(result.repeats)} repeats")
+                        linewidth=0, label=f"band across {len(result.repeats)} repeats" if labelled else "_nolegend_")
 
 
 def _planned_lr(result: RangeTestResult, step: int) -> float:
@@ -122,7 +122,7 @@ def _draw_many(ax, curves: Sequence[Curve]) -> None:
     lows, starts, tops = [], [], []
     for i, ((_, result), label) in enumerate(zip(curves, legend_labels(curves))):
         colour = colours(i % 10)
-        _draw_band(ax, result, colour)
+        _draw_band(ax, result, colour, labelled=i == 0)  # one legend entry stands for every run's band
         raw = _finite(result.lrs, result.losses)
         smooth = _finite(result.lrs, result.smoothed)
         if raw:
