@@ -246,6 +246,7 @@ def range_test(
     done = 0  # steps whose loss is in `buffer`
     read = 0  # steps moved to `record`
     stop_at: int | None = None
+    failed = False  # the sweep raised (not an interrupt)
 
     def drain(collective: bool = True) -> None:
         nonlocal read, stop_at, status, reason
@@ -327,11 +328,16 @@ def range_test(
             except KeyboardInterrupt:  # raised again by on_step: keep what is recorded
                 read = _aligned(record, val_fn is not None)
         status, reason = "interrupted", f"interrupted after {len(record['lr'])} steps"
+    except Exception:
+        failed = True
+        raise
     finally:
         with signals_held() as held:
             state.restore()
             state.discard()
             restore_loader()
+        if held and failed:
+            deliver(held)  # after a failure: the signal (SIGTERM: exit 143) wins over the failure it interrupted
     if held and status != "interrupted":
         try:
             deliver(held)  # a signal that came while restoring after a normal end acts now, on the restored state

@@ -370,3 +370,16 @@ def test_only_failures_of_training_are_marked_as_such(trained):
         range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=1e-2, num_iter=5,
                    step_fn=failing_step(RuntimeError, at_call=3))
     assert failed.value.lrfind_steps_done == 2
+
+
+def test_a_signal_while_restoring_after_a_failure_is_not_lost(trained, monkeypatch):
+    import signal
+
+    model, optimizer, loader = trained
+    before = capture(model, optimizer)
+    _signal_during_restore(monkeypatch, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=10.0, num_iter=20,
+                   step_fn=failing_step(RuntimeError, at_call=3))
+    assert isinstance(caught.value.__context__, RuntimeError)  # the failure it interrupted is kept as context
+    assert_restored(before, model, optimizer)
