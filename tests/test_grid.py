@@ -116,3 +116,14 @@ def test_compare_refuses_a_file_that_is_not_a_result(tmp_path):
     result = CliRunner().invoke(app, ["compare", str(bad), "--out", str(tmp_path / "c.png")])
     assert result.exit_code == 2
     assert "not an lrfind result.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compare_lists_every_run_of_a_grid_result(tmp_path):
+    grid = run(TINY, "--set", "grid={optimizer.kwargs.weight_decay: [0, 1.0e-3]}", "--set", "sweep.num_iter=12",
+               "--out", str(tmp_path / "grid"), "-q")
+    assert grid.exit_code == 0, grid.stderr
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "grid"), "--out", str(tmp_path / "c.png"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["result"] for r in rows] == [f"{tmp_path / 'grid'} [optimizer.kwargs.weight_decay={wd}]" for wd in (0, 0.001)]
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
