@@ -368,19 +368,13 @@ def _result(record, status, reason, suggest_method, schedule, device, started, s
         smoothed=record["smoothed"],
         status=status,
         stop_reason=reason,
-        suggestions=summary["suggestions"],
-        method=summary["method"],
-        suggested_lr=summary["suggested_lr"],
         device=str(device),
         duration_s=time.perf_counter() - started,
         start_lr=float(start_lr),
         end_lr=float(end_lr),
         num_iter=num_iter,
         mode=mode,
-        schedule=summary["schedule"],
-        lr_range=summary["lr_range"],
-        confidence=summary["confidence"],
-        schedules=summary["schedules"],
+        **summary,  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence
     )
 
 

@@ -420,6 +420,8 @@ def confidence(curves: Sequence[Curve], schedule: str = "onecycle", combined: di
 def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "onecycle") -> dict:
     """Everything a result reports about suggestions, for one or several range tests of one setup.
 
+    The keys are RangeTestResult's field names, so a result is built with `**summarize(...)`.
+
     Each curve is (lrs, smoothed, raw-or-None). Returns:
       suggestions   every method's lr: "onecycle" and "constant" (the `recommend` rule under each
                     schedule, combined over the curves by `recommend_repeats`) and the classic
