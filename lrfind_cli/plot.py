@@ -86,16 +86,12 @@ def _draw_band(ax, result: RangeTestResult, colour, labelled: bool = True) -> No
             if v is not None and math.isfinite(v):
                 columns.setdefault(i, []).append(v)
     steps = [i for i in sorted(columns) if len(columns[i]) >= 2]
-    lrs = [_planned_lr(result, i) for i in steps]
+    # every repeat follows the same schedule, so the longest repeat's lrs give each step's lr
+    planned = max((run.lrs for _, run in result.repeats), key=len)
+    lrs = [planned[i] for i in steps]
     if steps:
         ax.fill_between(lrs, [min(columns[i]) for i in steps], [max(columns[i]) for i in steps], color=colour, alpha=0.18,
                         linewidth=0, label=f"band across {len(result.repeats)} repeats" if labelled else "_nolegend_")
-
-
-def _planned_lr(result: RangeTestResult, step: int) -> float:
-    """The lr of step `step`: every repeat follows the same schedule, so the longest repeat's lrs tell it."""
-    longest = max((run.lrs for _, run in result.repeats), key=len)
-    return longest[step]
 
 
 def subtitle_of(result: RangeTestResult) -> str:

@@ -16,8 +16,8 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
 
     The suggestions, lr_range and confidence come from the finished runs' curves together
     (`suggest.summarize`: the schedule-aware rule reads their step-by-step mean curve, and `confidence`
-    measures the spread of the per-run answers); the history, best point and stop reason shown on top are the first run's, and
-    `repeats` keeps every run. With one run, that run is returned unchanged.
+    measures the spread of the per-run answers); the history and best point shown on top are the
+    first run's, the stop reason names every run's, and `repeats` keeps every run. With one run, that run is returned unchanged.
     """
     if not runs:
         raise ValueError("combine needs at least one range test")

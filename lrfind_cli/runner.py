@@ -140,6 +140,12 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
         val_fn = _val_fn(val_batches, loss_fn, step_fn)
     sweep = spec.sweep
     runs: list[tuple[int, RangeTestResult]] = []
+
+    def combined() -> RangeTestResult:
+        result = combine(runs, spec.suggest.method, spec.suggest.schedule)
+        result.extra["performance"] = fast
+        return result
+
     for repeat in range(sweep.repeats):
         seed = spec.seed + repeat
         try:
@@ -153,10 +159,9 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
         except KeyboardInterrupt:
             if not runs:
                 raise
-            partial = combine(runs, spec.suggest.method, spec.suggest.schedule)
+            partial = combined()
             partial = dataclasses.replace(partial, status="interrupted",
                                           stop_reason=f"interrupted before repeat {repeat + 1} of {sweep.repeats}; {partial.stop_reason}")
-            partial.extra["performance"] = fast
             raise RangeTestInterrupted(partial) from None
         try:
             result = range_test(
@@ -170,8 +175,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
             )
         except RangeTestInterrupted as stop:
             runs.append((seed, stop.result))
-            stop.result = combine(runs, spec.suggest.method, spec.suggest.schedule)
-            stop.result.extra["performance"] = fast
+            stop.result = combined()
             raise
         except Exception as exc:
             error = _training_error(exc, spec, device)
@@ -179,9 +183,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
                 raise
             raise error from exc
         runs.append((seed, result))
-    result = combine(runs, spec.suggest.method, spec.suggest.schedule)
-    result.extra["performance"] = fast
-    return result
+    return combined()
 
 
 def _training_error(exc: Exception, spec: Spec, device) -> Exception:

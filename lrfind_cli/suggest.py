@@ -332,6 +332,18 @@ def mean_curve(curves: Sequence[Curve]) -> Curve | None:
     return lrs, mean([smoothed for _, smoothed, _ in curves]), raw
 
 
+def _last_lr(curve: Curve) -> float:
+    """The highest lr a curve measured a finite loss at (0 when it has none)."""
+    lrs, smoothed, raw = curve
+    x, _ = _finite(lrs, raw if raw is not None else smoothed)
+    return float(x[-1]) if len(x) else 0.0
+
+
+def _log_median(values: Sequence[float]) -> float:
+    """The median of positive values in log space (the geometric middle of learning rates)."""
+    return float(10 ** np.median(np.log10(values)))
+
+
 def recommend_repeats(curves: Sequence[Curve], schedule: str = "onecycle") -> dict:
     """`recommend` over several range tests of the same setup (e.g. different data order), combined.
 
@@ -352,18 +364,13 @@ def recommend_repeats(curves: Sequence[Curve], schedule: str = "onecycle") -> di
     # A run that stopped before the typical minimum (an early NaN, an interrupt) would cut the mean
     # short of the others' knee: average only the runs that got that far.
     typical_minimum = float(np.median([a["shape"]["minimum"] for a in found]))
-    complete = [c for c in curves if len(_finite(c[0], c[2] if c[2] is not None else c[1])[0])
-                and _finite(c[0], c[2] if c[2] is not None else c[1])[0][-1] >= typical_minimum]
+    complete = [c for c in curves if _last_lr(c) >= typical_minimum]
     averaged = mean_curve(complete) if len(complete) > 1 else None
     combined = recommend(*averaged, schedule) if averaged is not None else answers[0] if len(curves) == 1 else None
     if combined is None or combined["lr"] is None:
         # no mean curve to read: the median of the runs' own answers instead
-
-        def log_median(values: list[float]) -> float:
-            return float(10 ** np.median(np.log10(values)))
-
-        combined = {"lr": log_median([a["lr"] for a in found]),
-                    "lr_range": [log_median([a["lr_range"][0] for a in found]), log_median([a["lr_range"][1] for a in found])]}
+        combined = {"lr": _log_median([a["lr"] for a in found]),
+                    "lr_range": [_log_median([a["lr_range"][0] for a in found]), _log_median([a["lr_range"][1] for a in found])]}
     return {"lr": float(combined["lr"]), "lr_range": [float(v) for v in combined["lr_range"]], "schedule": schedule,
             "runs": runs, "spread_decades": spread}
 
@@ -441,7 +448,7 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
     suggestions: dict[str, float | None] = {}
     for name in METHODS:
         found = [s[name] for s in per_curve if s[name] is not None]
-        suggestions[name] = float(10 ** np.median(np.log10(found))) if found else None
+        suggestions[name] = _log_median(found) if found else None
     rules = {s: recommend_repeats(curves, s) for s in SCHEDULES}
     suggestions = {s: rules[s]["lr"] for s in SCHEDULES} | suggestions
     if method == "auto":
