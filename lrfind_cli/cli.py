@@ -211,8 +211,10 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
     else:
         _print_summary(outcome)
     if main_rank and result.suggested_lr is not None:
+        from .suggest import LOW_CONFIDENCE
+
         for flag, note in zip(result.confidence.get("flags", []), result.confidence.get("notes", [])):
-            _say(f"warning: low confidence ({flag}): {note}")
+            _say(f"warning: {'low confidence' if flag in LOW_CONFIDENCE else 'note'} ({flag}): {note}")
     if result.suggested_lr is None:
         _say(_no_suggestion(result, loaded.spec.precision))
         raise typer.Exit(EXIT_NO_SUGGESTION)
@@ -247,8 +249,12 @@ def _no_suggestion(result, precision: str) -> str:
                 f"{result.lrs[0]:.3g}, so nothing was measured; lower sweep.start_lr, check the data for NaN or infinite "
                 f"inputs and for labels the loss cannot take (e.g. out of range), or load a model.checkpoint that is not "
                 f"already broken{fp}")
-    return (f"no usable suggestion: the loss never fell clearly ({result.stop_reason}); widen the range "
-            "(sweep.start_lr / sweep.end_lr) or raise sweep.num_iter")
+    from .suggest import FLAG_NOTES
+
+    flags = result.confidence.get("flags") or []
+    # the message says what the flag in result.json says: too few points, or no fall beyond noise
+    why = FLAG_NOTES["too_few_points" if "too_few_points" in flags else "flat_curve"]
+    return f"no usable suggestion after {result.num_steps} steps ({result.stop_reason}): {why}"
 
 
 def _print_summary(outcome) -> None:

@@ -361,7 +361,7 @@ def _aligned(record: dict[str, list], with_val: bool) -> int:
 
 
 def _result(record, status, reason, suggest_method, schedule, device, started, start_lr, end_lr, num_iter, mode) -> RangeTestResult:
-    summary = summarize([(record["lr"], record["smoothed"], record["loss"])], suggest_method, schedule)
+    summary = summarize([(record["lr"], record["smoothed"], record["loss"])], suggest_method, schedule, [status])
     return RangeTestResult(
         lrs=record["lr"],
         losses=record["loss"],

@@ -27,7 +27,7 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
     # an interrupted repeat's curve stops wherever the interrupt came: judged as a whole curve it
     # would look flat or undiverged, so it counts only when no repeat finished
     finished = [r for r in results if r.status != "interrupted"] or results
-    summary = summarize([(r.lrs, r.smoothed, r.losses) for r in finished], method, schedule)
+    summary = summarize([(r.lrs, r.smoothed, r.losses) for r in finished], method, schedule, [r.status for r in finished])
     first = results[0]
     status = next(s for s in _STATUS_ORDER if any(r.status == s for r in results))
     stops = "; ".join(f"repeat {i + 1}: {r.stop_reason}" for i, r in enumerate(results))

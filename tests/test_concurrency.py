@@ -102,7 +102,7 @@ def test_a_run_writes_only_its_declared_outputs_and_leaves_its_inputs_alone(tmp_
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(),
                                 torch.nn.Linear(32, 4))
     torch.save(model.state_dict(), checkpoint)
-    spec.write_text(TINY.read_text().replace("num_iter: 40", "num_iter: 12").replace(
+    spec.write_text(TINY.read_text().replace("num_iter: 40", "num_iter: 20").replace(
         "  kwargs: {in_features: 48, num_classes: 4}", f"  kwargs: {{in_features: 48, num_classes: 4}}\n  checkpoint: '{checkpoint}'"),
         encoding="utf-8")
     monkeypatch.chdir(tmp_path)
@@ -127,7 +127,7 @@ def test_an_output_directory_that_would_overwrite_an_input_is_refused(tmp_path, 
     spec = tmp_path / ("result.json" if victim == "spec" else "spec.yaml")
     checkpoint = tmp_path / "history.csv"
     torch.save(model.state_dict(), checkpoint)
-    text = TINY.read_text().replace("num_iter: 40", "num_iter: 12")
+    text = TINY.read_text().replace("num_iter: 40", "num_iter: 20")
     if victim == "checkpoint":
         text = text.replace("  kwargs: {in_features: 48, num_classes: 4}",
                             f"  kwargs: {{in_features: 48, num_classes: 4}}\n  checkpoint: '{checkpoint}'")

@@ -25,13 +25,13 @@ def torchrun(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 def test_two_rank_cli_run_writes_one_result_with_world_size_2(tmp_path):
     out = tmp_path / "out"
-    proc = torchrun(["-m", "lrfind_cli", "run", "configs/tiny.yaml", "--set", "device=cpu", "--set", "sweep.num_iter=15",
+    proc = torchrun(["-m", "lrfind_cli", "run", "configs/tiny.yaml", "--set", "device=cpu", "--set", "sweep.num_iter=20",
                      "--out", str(out), "-q"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads((out / "result.json").read_text())
     assert doc["world_size"] == 2
     assert doc["global_batch_size"] == 2 * doc["spec"]["data"]["batch_size"]
-    assert doc["num_steps"] == 15
+    assert doc["num_steps"] == 20
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "lr_find.png", "result.json"]
     # rank 0 alone prints: exactly one suggested learning rate on stdout
     assert [float(line) for line in proc.stdout.split()] == [doc["suggested_lr"]]

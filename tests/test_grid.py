@@ -22,12 +22,12 @@ def run(*args: str):
 
 
 def test_weight_decay_grid_gives_one_result_with_three_runs_and_one_plot_with_three_curves(tmp_path):
-    result = run(TINY, "--set", WD_GRID, "--set", "sweep.num_iter=15", "--out", str(tmp_path), "--json")
+    result = run(TINY, "--set", WD_GRID, "--set", "sweep.num_iter=20", "--out", str(tmp_path), "--json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert [r["overrides"] for r in doc["runs"]] == [{"optimizer.kwargs.weight_decay": wd} for wd in (0, 1.0e-4, 1.0e-3)]
     for run_doc in doc["runs"]:
-        assert run_doc["suggested_lr"] is not None and run_doc["num_steps"] == 15
+        assert run_doc["suggested_lr"] is not None and run_doc["num_steps"] == 20
         assert set(run_doc) >= {"suggestions", "best", "stop_reason", "history", "status"}
     best = doc["best_run"]
     assert doc["suggested_lr"] == doc["runs"][best["index"]]["suggested_lr"]
@@ -40,7 +40,7 @@ def test_weight_decay_grid_gives_one_result_with_three_runs_and_one_plot_with_th
 
 
 def test_every_grid_run_starts_from_the_same_initial_state(tmp_path):
-    result = run(TINY, "--set", "grid={suggest.method: [valley, minimum]}", "--set", "sweep.num_iter=12", "--out", str(tmp_path),
+    result = run(TINY, "--set", "grid={suggest.method: [valley, minimum]}", "--set", "sweep.num_iter=20", "--out", str(tmp_path),
                  "--json")
     assert result.exit_code == 0, result.stderr
     first, second = json.loads(result.stdout)["runs"]
@@ -91,7 +91,7 @@ def test_validation_split_is_held_out_of_training(tmp_path):
 @pytest.fixture
 def two_results(tmp_path):
     for name, optimizer in (("sgd", "SGD"), ("adam", "Adam")):
-        result = run(TINY, "--set", "sweep.num_iter=12", "--set", f"optimizer.name={optimizer}", "--set", "optimizer.kwargs={}",
+        result = run(TINY, "--set", "sweep.num_iter=20", "--set", f"optimizer.name={optimizer}", "--set", "optimizer.kwargs={}",
                      "--out", str(tmp_path / name), "-q")
         assert result.exit_code == 0, result.stderr
     return tmp_path / "sgd", tmp_path / "adam" / "result.json"
@@ -119,7 +119,7 @@ def test_compare_refuses_a_file_that_is_not_a_result(tmp_path):
 
 
 def test_compare_lists_every_run_of_a_grid_result(tmp_path):
-    grid = run(TINY, "--set", "grid={optimizer.kwargs.weight_decay: [0, 1.0e-3]}", "--set", "sweep.num_iter=12",
+    grid = run(TINY, "--set", "grid={optimizer.kwargs.weight_decay: [0, 1.0e-3]}", "--set", "sweep.num_iter=20",
                "--out", str(tmp_path / "grid"), "-q")
     assert grid.exit_code == 0, grid.stderr
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "grid"), "--out", str(tmp_path / "c.png"), "--json"])

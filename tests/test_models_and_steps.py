@@ -543,7 +543,7 @@ def test_cli_partial_checkpoint_loads_with_strict_false_and_strict_true_lists_th
     state = torch.load(trained_checkpoint, weights_only=True)
     partial = tmp_path / "backbone.pt"
     torch.save({k: v for k, v in state.items() if not k.startswith("4.")} | {"head.weight": torch.zeros(4, 32)}, partial)
-    base = ["run", TINY, "--set", f"model.checkpoint={partial}", "--set", "sweep.num_iter=12", "-q"]
+    base = ["run", TINY, "--set", f"model.checkpoint={partial}", "--set", "sweep.num_iter=20", "-q"]
 
     loose = invoke(cli_runner, [*base, "--set", "model.strict=false", "--out", tmp_path / "loose"], cwd=cli_repo)
     strict = invoke(cli_runner, [*base, "--out", tmp_path / "strict"], cwd=cli_repo)
@@ -565,7 +565,7 @@ def test_cli_refuses_a_checkpoint_that_shares_no_key_with_the_model_even_with_st
     torch.save({f"module.{k}": v for k, v in state.items()}, wrapped)  # as saved from a DistributedDataParallel model
 
     result = invoke(cli_runner, ["run", TINY, "--set", f"model.checkpoint={wrapped}", "--set", "model.strict=false",
-                                 "--set", "sweep.num_iter=12", "--out", tmp_path / "out", "-q"], cwd=cli_repo)
+                                 "--set", "sweep.num_iter=20", "--out", tmp_path / "out", "-q"], cwd=cli_repo)
 
     assert result.exit_code == 1, "a strict: false load of no key at all silently runs from random weights"
     line, = error_lines(result.stderr)
@@ -674,7 +674,7 @@ def test_timm_names_build_the_model_through_timm_create_model_with_the_kwargs(fa
 
 
 @pytest.mark.parametrize("config, overrides", [
-    ("transformer-lm.yaml", ["sweep.num_iter=15", "sweep.start_lr=1.0e-4", "data.kwargs.num_samples=256"]),
+    ("transformer-lm.yaml", ["sweep.num_iter=20", "sweep.start_lr=1.0e-4", "data.kwargs.num_samples=256"]),
     ("tabular-mse.yaml", ["sweep.num_iter=30", "sweep.start_lr=1.0e-4", "sweep.end_lr=1.0"]),
 ])
 def test_example_config_runs_offline_to_a_finite_suggestion(config, overrides, cli_runner, cli_repo, tmp_path):

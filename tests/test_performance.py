@@ -59,7 +59,7 @@ def test_divergence_stops_within_one_chunk_of_the_step_that_triggered_it(sync_ev
 
 
 def run_tiny(tmp_path, name, *sets):
-    args = ["run", "configs/tiny.yaml", "--json", "--out", str(tmp_path / name), "--set", "sweep.num_iter=15"]
+    args = ["run", "configs/tiny.yaml", "--json", "--out", str(tmp_path / name), "--set", "sweep.num_iter=20"]
     for item in sets:
         args += ["--set", item]
     result = CliRunner().invoke(app, args)

@@ -233,13 +233,24 @@ def test_a_diverged_clean_curve_has_no_flags():
     assert confidence([(lrs, smoothed, raw)]) == {"spread_decades": None, "flags": [], "notes": [], "repeats": 1}
 
 
-def test_noise_large_against_the_drop_is_flagged():
+def _small_fall(noise):
     lrs = np.logspace(-6, 0, 200)
     u = np.log10(lrs)
     raw = 1.0 - 0.3 / (1 + np.exp(-(u + 3) / 0.3)) + np.where(u > -1, 5 * (u + 1), 0.0)
-    raw = raw + 0.25 * np.random.default_rng(0).standard_normal(200)
+    return lrs, raw + noise * np.random.default_rng(0).standard_normal(200)
+
+
+def test_noise_large_against_the_drop_is_flagged():
+    lrs, raw = _small_fall(noise=0.12)  # the fall of 0.3 passes the noise gate, but by less than 2x
+    assert recommend(lrs, ema(raw), raw)["lr"] is not None
     flags = confidence([(lrs, ema(raw), raw)])["flags"]
     assert "noisy" in flags
+
+
+def test_a_fall_within_batch_noise_is_no_fall():
+    lrs, raw = _small_fall(noise=0.25)  # a fall of 0.3 against batch noise of 0.25: not beyond the gate
+    assert recommend(lrs, ema(raw), raw)["lr"] is None
+    assert "noisy" not in confidence([(lrs, ema(raw), raw)])["flags"]
 
 
 def test_confidence_spread_over_several_curves():
@@ -347,7 +358,7 @@ def test_a_repeat_that_stopped_early_does_not_drag_the_combined_answer_down():
 
 
 def test_running_median_in_chunks_matches_one_pass(monkeypatch):
-    from lrfind_cli import suggest
+    from lrfind_cli.suggest import curve as suggest
 
     lrs = np.logspace(-7, 1, 700)
     losses = np.random.default_rng(3).standard_normal(700).cumsum()

@@ -121,15 +121,15 @@ def test_repeat_one_matches_a_plain_run(tmp_path):
 
 
 def test_live_output_names_each_repeat(tmp_path):
-    result = CliRunner().invoke(app, ["run", TINY, "--set", "sweep.repeats=2", "--set", "sweep.num_iter=12", "--out", str(tmp_path)])
+    result = CliRunner().invoke(app, ["run", TINY, "--set", "sweep.repeats=2", "--set", "sweep.num_iter=20", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.stderr
-    assert "repeat 1/2: 12 steps" in result.stderr and "repeat 2/2: 12 steps" in result.stderr
+    assert "repeat 1/2: 20 steps" in result.stderr and "repeat 2/2: 20 steps" in result.stderr
     assert "repeats: 2, spread of the suggestion" in result.stdout
 
 
 def test_an_interrupt_in_the_second_repeat_keeps_the_first(tmp_path):
     # read every step, so the interrupt raised from on_step at step 5 is the last step recorded
-    loaded = load_spec(TINY, ["sweep.repeats=3", "sweep.num_iter=15", "performance.sync_every=1", f"output.dir={tmp_path}"])
+    loaded = load_spec(TINY, ["sweep.repeats=3", "sweep.num_iter=20", "performance.sync_every=1", f"output.dir={tmp_path}"])
     seen = {"repeat": 0}
 
     def on_repeat(index, count):
@@ -150,7 +150,7 @@ def test_an_interrupt_in_the_second_repeat_keeps_the_first(tmp_path):
 
 
 def test_an_interrupt_between_two_repeats_writes_the_finished_ones(tmp_path):
-    loaded = load_spec(TINY, ["sweep.repeats=3", "sweep.num_iter=12", f"output.dir={tmp_path}"])
+    loaded = load_spec(TINY, ["sweep.repeats=3", "sweep.num_iter=20", f"output.dir={tmp_path}"])
 
     def on_repeat(index, count):
         if index == 2:
@@ -164,7 +164,7 @@ def test_an_interrupt_between_two_repeats_writes_the_finished_ones(tmp_path):
 
 
 def test_an_interrupt_between_two_grid_runs_writes_the_finished_ones(tmp_path):
-    loaded = load_spec(TINY, ["grid={optimizer.kwargs.weight_decay: [0, 1.0e-4, 1.0e-3]}", "sweep.num_iter=12",
+    loaded = load_spec(TINY, ["grid={optimizer.kwargs.weight_decay: [0, 1.0e-4, 1.0e-3]}", "sweep.num_iter=20",
                               f"output.dir={tmp_path}"])
 
     def on_variant(index, count, label):

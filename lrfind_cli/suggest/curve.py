@@ -1,0 +1,253 @@
+"""Reading a range-test curve: its finite prefix, batch noise, zero-lag smoothing, and whether it fell or rose beyond noise."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_POINTS = 5  # the classic methods need this many finite points
+# The schedule-aware rule reads landmarks a few steps apart (LAG_STEPS in rules.py) and measures noise
+# over windows of n/25 points: below 20 points a step spans so much of the range that its answer can
+# be decades off (shared/cases/06: 8 and 12 steps gave answers 2-3 decades below the 100-step one).
+RULE_MIN_POINTS = 20
+# Without raw losses to measure the noise, the curve must fall by this fraction of its scale.
+MIN_RELATIVE_DROP = 0.01
+# A fall (or rise) counts when it exceeds FALL_MARGIN standard errors on top of the largest of the
+# curve's windows that pure noise would produce (see `level_change`).
+FALL_MARGIN = 3.0
+# median of n draws has a standard error of sqrt(pi/2) * sigma / sqrt(n) for Gaussian noise
+MEDIAN_SE = math.sqrt(math.pi / 2)
+
+
+def finite_prefix(lrs: Sequence[float], losses: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The prefix of (lrs, losses) before the first non-finite loss or non-positive lr."""
+    x = np.asarray(lrs, dtype=float)
+    y = np.asarray(losses, dtype=float) if losses is not None else np.full(len(x), np.nan)
+    n = min(len(x), len(y))
+    x, y = x[:n], y[:n]
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    cut = n if ok.all() else int(np.argmin(ok))
+    return x[:cut], y[:cut]
+
+
+def noise_level(raw: Sequence[float]) -> float:
+    """The batch-to-batch noise of raw losses: a robust standard deviation of one step.
+
+    From second differences, l[i+1] - 2 l[i] + l[i-1], which cancel any locally linear trend (the
+    fall of the loss itself) and, for independent batch noise of standard deviation s, have a
+    standard deviation of sqrt(6) s: 1.4826 * median |second difference| / sqrt(6) estimates s.
+    """
+    y = np.asarray(raw, dtype=float)
+    finite = np.isfinite(y)
+    y = y[: len(y) if finite.all() else int(np.argmin(finite))]
+    if len(y) < 3:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(np.diff(y, 2))) / np.sqrt(6.0))
+
+
+def zero_lag(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """A centred, robust re-smoothing of the raw losses over their finite prefix: (lrs, smoothed).
+
+    A running median (half-width n/50, at least 1 point) removes outlier batches, then a local
+    linear fit with triangular weights (half-width n/25, at least 2 points) in log(lr) smooths what
+    is left. Both windows are centred, so unlike an EMA the result does not trail the raw curve,
+    and the local linear fit keeps the ends unbiased. Windows are in points, so they span the same
+    fraction of any sweep.
+    """
+    x, y = finite_prefix(lrs, losses)
+    n = len(y)
+    if n < 3:
+        return x, y.copy()
+    u = np.log(x)
+    k, h = max(1, n // 50), window_half_width(n)
+    return x, _local_linear(u, _running_median(y, k), h)
+
+
+def window_half_width(n: int) -> int:
+    """Half-width, in points, of the zero-lag fit's window for a curve of n points."""
+    return max(2, n // 25)
+
+
+MEDIAN_CHUNK = 2_000_000  # values per np.median call in _running_median (~16 MB): memory stays linear in n
+
+
+def _running_median(y: np.ndarray, k: int) -> np.ndarray:
+    """Median over i-r..i+r with r = min(k, i, n-1-i): symmetric windows that shrink at the ends."""
+    n = len(y)
+    out = np.empty(n)
+    if n > 2 * k:
+        windows = np.lib.stride_tricks.sliding_window_view(y, 2 * k + 1)
+        rows = max(1, MEDIAN_CHUNK // (2 * k + 1))  # np.median copies its input: bound that copy
+        for start in range(0, len(windows), rows):
+            end = min(start + rows, len(windows))
+            out[k + start : k + end] = np.median(windows[start:end], axis=1)
+    for i in (*range(min(k, n)), *range(max(n - k, k), n)):
+        r = min(k, i, n - 1 - i)
+        out[i] = np.median(y[i - r : i + r + 1])
+    return out
+
+
+def _local_linear(u: np.ndarray, y: np.ndarray, h: int) -> np.ndarray:
+    """A weighted linear fit of y against u around every point, weights 1 - |j - i| / (h + 1) within h points.
+
+    The weighted sums come from convolutions with the triangular kernel; near the ends the kernel
+    simply runs out of points, as a clipped window would.
+    """
+    kernel = 1.0 - np.abs(np.arange(-h, h + 1)) / (h + 1)
+
+    def wsum(values: np.ndarray) -> np.ndarray:
+        return np.convolve(values, kernel)[h : h + len(values)]  # centred, for any length
+
+    s0, s1, s2 = wsum(np.ones_like(u)), wsum(u), wsum(u * u)
+    t0, t1 = wsum(y), wsum(u * y)
+    mu, my = s1 / s0, t0 / s0
+    var = s2 - s1 * mu
+    cov = t1 - s1 * my
+    safe = var > 1e-12 * np.maximum(s2, 1e-300)
+    slope = np.where(safe, cov / np.where(safe, var, 1.0), 0.0)
+    return my + slope * (u - mu)
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    """How far a curve's level moved from its start, against what batch noise alone could do.
+
+    `change` is in loss units (positive: the level went down for a fall, up for a rise), `needed`
+    the smallest change that counts; `head` the number of leading points the start level is read on.
+    """
+
+    change: float
+    needed: float
+    head: int
+
+    @property
+    def significant(self) -> bool:
+        return self.change > self.needed
+
+
+def head_size(n: int) -> int:
+    """How many leading points the starting level is read on: a tenth of the curve, at least 5."""
+    return max(5, n // 10)
+
+
+def level_change(raw: np.ndarray, centre: int, direction: int, reference: int | None = None,
+                 sigma: float | None = None) -> LevelChange:
+    """The change of the raw losses' level between a reference and a window around `centre`.
+
+    The reference level is the median of the first `head_size(n)` raw losses (a median, so one or
+    two unusually high first batches cannot fake a fall), or of the window around index `reference`
+    when given; the level at `centre` is the median of the raw losses within the zero-lag window
+    around it. Their difference is compared with its standard error,
+    sqrt(pi/2) * sigma * sqrt(1/n_reference + 1/n_window), sigma being the batch noise
+    (`noise_level`, or `sigma` when the caller has it). The change must exceed FALL_MARGIN standard
+    errors plus sqrt(2 ln m), the expected largest of m standard normals: `centre` was picked as the
+    lowest (or highest) of the curve's m = n / window disjoint windows, and pure noise makes the
+    extreme one stand out by about that much. On flat Gaussian and heavy-tailed (Student t, 3 dof)
+    noise with 20 to 1000 points this lets through fewer than 1 sweep in 1000
+    (tests/test_noise_gate.py samples it). A change below 1e-5 of the loss scale never counts
+    (float32 rounding). `direction` is +1 for a fall (reference minus window) and -1 for a rise.
+    """
+    n = len(raw)
+    h = window_half_width(n)
+
+    def window(i: int) -> np.ndarray:
+        return raw[max(0, i - h) : min(n, i + h + 1)]
+
+    ref = raw[: min(head_size(n), n)] if reference is None else window(reference)
+    there = window(centre)
+    ref_level, level = float(np.median(ref)), float(np.median(there))
+    sigma = noise_level(raw) if sigma is None else sigma
+    standard_error = MEDIAN_SE * sigma * math.sqrt(1.0 / len(ref) + 1.0 / len(there))
+    selection = math.sqrt(2.0 * math.log(max(1.0, n / (2 * h + 1))))
+    scale = max(abs(ref_level), abs(level), 1e-12)
+    needed = max((FALL_MARGIN + selection) * standard_error, 1e-5 * scale)
+    return LevelChange(change=direction * (ref_level - level), needed=needed, head=len(ref))
+
+
+def curve_shape(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None = None,
+                knee_fraction: float = 0.75, rise_fraction: float = 0.5) -> dict | None:
+    """The landmarks of a range-test curve, or None when it is too short or never fell beyond noise.
+
+    Read on `zero_lag(raw)` when the raw losses are given (recommended), else on `smoothed`:
+      start      the loss has fallen by 10% of its total drop: learning begins
+      steepest   the steepest fall in log(lr), before the minimum
+      knee       the fall is `knee_fraction` done: the upper end of the productive descent
+      minimum    the lowest loss
+      divergence after the minimum, the loss is back up by `rise_fraction` of the drop (None if never)
+    Returns a dict of those lrs and of indices into the finite prefix (`i_start`, ...), plus `drop`
+    (first minus lowest loss), `noise` (raw batch noise, 0 without raw), `points` (length of the
+    finite prefix), `lrs` (the finite prefix's lrs) and `fall` (the `LevelChange` it passed). With raw losses the fall must pass
+    `level_change`; with the smoothed curve alone, it must exceed 1% of the loss scale.
+    """
+    use_raw = raw is not None and len(finite_prefix(lrs, raw)[1]) >= MIN_POINTS
+    x, z = zero_lag(lrs, raw) if use_raw else finite_prefix(lrs, smoothed)
+    n = len(z)
+    if n < MIN_POINTS:
+        return None
+    m = int(np.argmin(z))
+    first = float(np.median(z[: max(3, n // 20)]))
+    drop = first - float(z[m])
+    if use_raw:
+        fall = level_change(finite_prefix(lrs, raw)[1], m, +1)
+    else:
+        fall = LevelChange(change=drop, needed=MIN_RELATIVE_DROP * max(abs(first), abs(float(z[m])), 1e-12), head=0)
+    if not fall.significant or m == 0 or drop <= 0:
+        return None
+    below = lambda level: int(np.argmax(z[: m + 1] <= level))  # noqa: E731  first point at or below `level`
+    i_start = below(first - 0.1 * drop)
+    i_knee = below(first - knee_fraction * drop)
+    grad = np.gradient(z, np.log(x))
+    i_steep = int(np.argmin(grad[i_start : m + 1])) + i_start
+    rise = np.nonzero(z[m:] >= z[m] + rise_fraction * drop)[0]
+    i_div = m + int(rise[0]) if len(rise) else None
+    return {
+        "start": float(x[i_start]), "steepest": float(x[i_steep]), "knee": float(x[i_knee]), "minimum": float(x[m]),
+        "divergence": float(x[i_div]) if i_div is not None else None,
+        "i_start": i_start, "i_steepest": i_steep, "i_knee": i_knee, "i_minimum": m, "i_divergence": i_div,
+        "drop": drop, "noise": noise_level(raw) if raw is not None else 0.0, "points": n, "lrs": x, "fall": fall,
+    }
+
+
+def rise_start(lrs: Sequence[float], raw: Sequence[float]) -> int | None:
+    """The index from which the loss stays above its starting level by more than noise, to the end.
+
+    None when the curve never rises that way, or rises within its first quarter (and its first
+    2 * `head_size` points): a trained model's loss stays flat over the low rates, which a
+    curve rising from its first points does not. Every
+    point from there on must pass `level_change` as a rise above the head.
+    """
+    _, y = finite_prefix(lrs, raw)
+    n = len(y)
+    if n < MIN_POINTS:
+        return None
+    sigma = noise_level(y)
+    above = np.array([level_change(y, i, -1, sigma=sigma).significant for i in range(n)])
+    if not above[-1]:
+        return None
+    r = 0 if above.all() else n - int(np.argmin(above[::-1]))
+    return r if r >= max(2 * head_size(n), n // 4) else None
+
+
+def ended_high(lrs: Sequence[float], raw: Sequence[float]) -> float | None:
+    """The loss at the end over its best, when the curve ended well above its best; else None.
+
+    "Well above": the level of the last points is back above where the curve started, or at more
+    than twice its best (positive losses), and the rise from the lowest window to the last one
+    passes `level_change`. (inf for a best at or below zero.)
+    """
+    _, y = finite_prefix(lrs, raw)
+    n = len(y)
+    if n < MIN_POINTS:
+        return None
+    _, z = zero_lag(lrs, raw)
+    m = int(np.argmin(z))
+    best, start = float(z[m]), float(np.median(y[: head_size(n)]))
+    rise = level_change(y, n - 1, -1, reference=m)
+    end = float(np.median(y[max(0, n - 1 - window_half_width(n)) :]))
+    high = end >= start or (best > 0 and end >= 2.0 * best)
+    if not (high and rise.significant):
+        return None
+    return end / best if best > 0 else math.inf

@@ -1,0 +1,56 @@
+"""Everything a result reports about suggestions, for one or several range tests of one setup."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .classic import METHODS, choose, suggest_all
+from .confidence import confidence
+from .rules import SCHEDULES, Curve, finetune, log_median, recommend_repeats
+
+
+def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "onecycle",
+              statuses: Sequence[str] | None = None) -> dict:
+    """Everything a result reports about suggestions, for one or several range tests of one setup.
+
+    The keys are RangeTestResult's field names, so a result is built with `**summarize(...)`.
+
+    Each curve is (lrs, smoothed, raw-or-None); `statuses` are the sweeps' statuses when known (they
+    decide the `blew_up` flag). Returns:
+      suggestions   every method's lr: "onecycle" and "constant" (the `recommend` rule under each
+                    schedule, combined over the curves by `recommend_repeats`), "finetune" (for a
+                    curve that never fell but rose: `rules.finetune`, log-median over the curves) and
+                    the classic steepest / valley / minimum (log-space median of the per-curve answers)
+      method        the method behind suggested_lr: the schedule's name when `method` is "auto", or
+                    "finetune" when the schedule's rule has no answer and the fine-tuning rule has one
+      schedule      the schedule suggested_lr is for (`method` when that names a schedule)
+      suggested_lr  that method's lr (None when it has none)
+      lr_range      [low, high] for cyclic schedules, from the rule under `schedule`
+      schedules     for each schedule, {"suggested_lr", "lr_range"}: what the rule says under both
+      confidence    {"spread_decades", "flags", "notes", "repeats"} (see `confidence`)
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if method in SCHEDULES:
+        schedule = method  # asking for a schedule's rule by name means that schedule
+    per_curve = [suggest_all(lrs, smoothed, raw) for lrs, smoothed, raw in curves]
+    rules = {s: recommend_repeats(curves, s) for s in SCHEDULES}
+    tuned = [lr for lr in (finetune(lrs, raw) for lrs, _, raw in curves) if lr is not None]
+    suggestions: dict[str, float | None] = {s: rules[s]["lr"] for s in SCHEDULES}
+    suggestions["finetune"] = log_median(tuned) if tuned and rules[schedule]["lr"] is None else None
+    for name in METHODS:
+        found = [s[name] for s in per_curve if s[name] is not None]
+        suggestions[name] = log_median(found) if found else None
+    if method == "auto":
+        chosen, lr = schedule, rules[schedule]["lr"]
+        if lr is None and suggestions["finetune"] is not None:
+            chosen, lr = "finetune", suggestions["finetune"]
+    else:
+        chosen, lr = choose(method, suggestions)
+        if rules[schedule]["lr"] is None:
+            lr = None  # no curve fell clearly (flat_curve, too_few_points): a classic method's pick is noise
+    quality = confidence(curves, schedule, rules[schedule], statuses)
+    schedules = {s: {"suggested_lr": rules[s]["lr"], "lr_range": rules[s]["lr_range"]} for s in SCHEDULES}
+    return {"suggestions": suggestions, "method": chosen, "suggested_lr": lr, "schedule": schedule,
+            "lr_range": rules[schedule]["lr_range"] if chosen != "finetune" else None, "schedules": schedules,
+            "confidence": quality}
