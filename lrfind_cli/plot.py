@@ -1,4 +1,4 @@
-"""The lr_find.png plot: smoothed (and faint raw) loss against learning rate, suggestions marked."""
+"""The lr_find.png plot: the zero-lag loss the rule reads (faint raw and EMA) against learning rate, suggestions marked."""
 
 from __future__ import annotations
 
@@ -8,24 +8,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .results import RangeTestResult, write_atomic
-from .suggest import SCHEDULE_NAMES
+from .suggest import SCHEDULE_NAMES, mean_curve, zero_lag
 
-_COLOURS = {"steepest": "tab:red", "valley": "tab:green", "minimum": "tab:purple", "onecycle": "black", "constant": "tab:olive"}
+_COLOURS = {"steepest": "tab:red", "valley": "tab:green", "minimum": "tab:purple", "onecycle": "black", "constant": "tab:olive",
+            "finetune": "tab:brown"}
 Curve = tuple[str, RangeTestResult]  # (legend label, result); one unlabelled curve is the plain plot
 
 
 def save_plot(curves: RangeTestResult | Sequence[Curve], path: Path, title: str = "") -> Path:
     """Draw one curve (with every method's suggestion) or several overlaid (each with its suggestion), and
-    write the PNG atomically. Never opens a window.
+    write the PNG atomically. Never opens a window and never switches matplotlib's backend: a bare
+    Figure renders with its own Agg canvas, so a notebook that imports lrfind keeps its backend.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
 
     if isinstance(curves, RangeTestResult):
         curves = [("", curves)]
-    fig = Figure(figsize=(8, 5), dpi=110, layout="constrained")
+    fig = Figure(figsize=(8, 5.6), dpi=110, layout="constrained")
     ax = fig.add_subplot()
     if len(curves) == 1:
         _draw_one(ax, curves[0][1])
@@ -41,7 +40,8 @@ def save_plot(curves: RangeTestResult | Sequence[Curve], path: Path, title: str 
     ax.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize=8)
+        # below the axes, so the legend never covers the curve or the markers' values
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2, frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     write_atomic(path, buf.getvalue())
@@ -56,24 +56,43 @@ def legend_labels(curves: Sequence[Curve]) -> list[str]:
 def _draw_one(ax, result: RangeTestResult) -> None:
     raw = _finite(result.lrs, result.losses)
     smooth = _finite(result.lrs, result.smoothed)
+    read = rule_curve(result)
     _draw_band(ax, result, "tab:blue")
     if raw:
         ax.plot(*zip(*raw), color="tab:blue", alpha=0.25, linewidth=1, label="loss (raw)")
     if smooth:
-        ax.plot(*zip(*smooth), color="tab:blue", linewidth=2, label="loss (smoothed)")
-        _limit_y(ax, [v for _, v in smooth], min(v for _, v in raw))
+        ax.plot(*zip(*smooth), color="tab:gray", alpha=0.6, linewidth=1, linestyle="--", label="loss (EMA, lags)")
+    main = read or smooth
+    if main:
+        ax.plot(*zip(*main), color="tab:blue", linewidth=2.2, label="loss (zero-lag: what the rule reads)")
+        _limit_y(ax, [v for _, v in main], min(v for _, v in raw) if raw else min(v for _, v in main))
     _draw_val(ax, result, "tab:orange", "validation loss")
     if result.lr_range and result.suggested_lr is not None:
         low, high = result.lr_range
         ax.axvspan(low, high, color="gold", alpha=0.2,
                    label=f"lr_range {low:.2e} .. {high:.2e} (cyclic base_lr .. max_lr)")
-    for name, lr in result.suggestions.items():
-        if lr is None:
-            continue
+    shown = sorted((lr, name) for name, lr in result.suggestions.items() if lr is not None)
+    for k, (lr, name) in enumerate(shown):
         chosen = name == result.method and lr == result.suggested_lr
-        ax.axvline(lr, color=_COLOURS.get(name, "tab:gray"), linestyle="-" if chosen else ":",
-                   linewidth=2.2 if chosen else 1.2,
+        colour = _COLOURS.get(name, "tab:gray")
+        ax.axvline(lr, color=colour, linestyle="-" if chosen else ":", linewidth=2.2 if chosen else 1.2,
                    label=f"{SCHEDULE_NAMES.get(name, name)}: {lr:.2e}" + ("  (suggested)" if chosen else ""))
+        if main:
+            y = _value_at(main, lr)
+            ax.plot([lr], [y], marker="o", markersize=9 if chosen else 6, color=colour, markeredgecolor="white", zorder=5)
+            # neighbours' values alternate above and below their markers, so close values do not overlap
+            ax.annotate(f"{lr:.2g}", (lr, y), xytext=(4, 9 if k % 2 == 0 else -15), textcoords="offset points", fontsize=8,
+                        color=colour, fontweight="bold" if chosen else "normal")
+
+
+def rule_curve(result: RangeTestResult) -> list[tuple[float, float]]:
+    """The zero-lag curve the rule reads: of the raw losses, or of the repeats' step-by-step mean."""
+    finished = [r for _, r in result.repeats if r.status != "interrupted"]
+    if len(finished) >= 2:
+        averaged = mean_curve([(r.lrs, r.smoothed, r.losses) for r in finished])
+        if averaged is not None and averaged[2] is not None:
+            return list(zip(*zero_lag(averaged[0], averaged[2])))
+    return list(zip(*zero_lag(result.lrs, result.losses)))
 
 
 def _draw_band(ax, result: RangeTestResult, colour, labelled: bool = True) -> None:
