@@ -139,7 +139,7 @@ def _draw_many(ax, curves: Sequence[Curve]) -> None:
         colour = colours(i % 10)
         _draw_band(ax, result, colour, labelled=i == 0)  # one legend entry stands for every run's band
         raw = _finite(result.lrs, result.losses)
-        smooth = _finite(result.lrs, result.smoothed)
+        smooth = rule_curve(result) or _finite(result.lrs, result.smoothed)  # the curve each run's answer was read on
         if raw:
             ax.plot(*zip(*raw), color=colour, alpha=0.15, linewidth=1)
         if not smooth:
@@ -152,6 +152,8 @@ def _draw_many(ax, curves: Sequence[Curve]) -> None:
         if result.suggested_lr is not None:
             y = _value_at(smooth, result.suggested_lr)
             ax.plot([result.suggested_lr], [y], marker="o", markersize=8, color=colour, markeredgecolor="black")
+            ax.annotate(f"{result.suggested_lr:.2g}", (result.suggested_lr, y), xytext=(5, 8 if i % 2 == 0 else -14),
+                        textcoords="offset points", fontsize=8, color=colour)
     if lows:
         low, start = min(lows), max(starts)
         top = min(max(tops), start + 0.25 * (start - low))

@@ -18,6 +18,10 @@ MIN_RELATIVE_DROP = 0.01
 # A fall (or rise) counts when it exceeds FALL_MARGIN standard errors on top of the largest of the
 # curve's windows that pure noise would produce (see `level_change`).
 FALL_MARGIN = 3.0
+# a flat curve: before rising, its level may have fallen by at most this fraction of the rise
+FLAT_TOLERANCE = 0.1
+TRIM_KEEP = 0.8  # noise_level keeps the lowest 80% of |second differences|
+TRIMMED_ABS_MEAN = 0.5586  # E[|Z| ; |Z| < q] / 0.8 for Z ~ N(0, 1), q its 80th percentile in absolute value
 # median of n draws has a standard error of sqrt(pi/2) * sigma / sqrt(n) for Gaussian noise
 MEDIAN_SE = math.sqrt(math.pi / 2)
 
@@ -37,15 +41,21 @@ def noise_level(raw: Sequence[float]) -> float:
     """The batch-to-batch noise of raw losses: a robust standard deviation of one step.
 
     From second differences, l[i+1] - 2 l[i] + l[i-1], which cancel any locally linear trend (the
-    fall of the loss itself) and, for independent batch noise of standard deviation s, have a
-    standard deviation of sqrt(6) s: 1.4826 * median |second difference| / sqrt(6) estimates s.
+    fall of the loss itself) and, for independent batch noise of standard deviation s, are normal
+    with standard deviation sqrt(6) s. Their absolute values are averaged over the lowest 80%
+    (the top fifth, where divergence and outlier batches sit, is dropped); for a normal variable
+    that trimmed mean is 0.5586 times its standard deviation (sqrt(2/pi) (1 - exp(-q^2/2)) / 0.8 with
+    q = 1.2816, the 80th percentile of |N(0, 1)|). A trimmed mean varies less from sweep to sweep
+    than a median, so a short curve's noise is not underestimated by chance as often.
     """
     y = np.asarray(raw, dtype=float)
     finite = np.isfinite(y)
     y = y[: len(y) if finite.all() else int(np.argmin(finite))]
     if len(y) < 3:
         return 0.0
-    return float(1.4826 * np.median(np.abs(np.diff(y, 2))) / np.sqrt(6.0))
+    spread = np.sort(np.abs(np.diff(y, 2)))
+    kept = spread[: max(1, int(np.ceil(TRIM_KEEP * len(spread))))]
+    return float(kept.mean() / TRIMMED_ABS_MEAN / np.sqrt(6.0))
 
 
 def zero_lag(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -133,35 +143,61 @@ def head_size(n: int) -> int:
     return max(5, n // 10)
 
 
-def level_change(raw: np.ndarray, centre: int, direction: int, reference: int | None = None,
-                 sigma: float | None = None) -> LevelChange:
-    """The change of the raw losses' level between a reference and a window around `centre`.
+Window = tuple[int, int]  # [lo, hi) indices into a curve
 
-    The reference level is the median of the first `head_size(n)` raw losses (a median, so one or
-    two unusually high first batches cannot fake a fall), or of the window around index `reference`
-    when given; the level at `centre` is the median of the raw losses within the zero-lag window
-    around it. Their difference is compared with its standard error,
+
+def around(i: int, n: int) -> Window:
+    """The zero-lag fit's window around point i of a curve of n points."""
+    h = window_half_width(n)
+    return max(0, i - h), min(n, i + h + 1)
+
+
+def head_window(n: int) -> Window:
+    return 0, min(head_size(n), n)
+
+
+def valley(z: np.ndarray, m: int) -> Window:
+    """The points around the minimum m of the zero-lag curve z that lie below the middle of its fall.
+
+    At least the zero-lag window around m: on a wide valley more points measure its level, so a
+    real fall is told from noise with fewer steps; on noise the valley stays narrow.
+    """
+    n = len(z)
+    first = float(np.median(z[: max(3, n // 20)]))
+    middle = z[m] + 0.5 * (first - z[m])
+    lo, hi = m, m
+    while lo > 0 and z[lo - 1] <= middle:
+        lo -= 1
+    while hi < n - 1 and z[hi + 1] <= middle:
+        hi += 1
+    wlo, whi = around(m, n)
+    return min(lo, wlo), max(hi + 1, whi)
+
+
+def level_change(raw: np.ndarray, window: Window, direction: int, reference: Window | None = None,
+                 sigma: float | None = None) -> LevelChange:
+    """The change of the raw losses' level between a reference window and `window`, against noise.
+
+    Levels are medians of the raw losses in each window (a median, so one or two unusually high
+    batches cannot fake a change); the reference is the curve's head (its first `head_size(n)`
+    points) unless given. The difference is compared with its standard error,
     sqrt(pi/2) * sigma * sqrt(1/n_reference + 1/n_window), sigma being the batch noise
     (`noise_level`, or `sigma` when the caller has it). The change must exceed FALL_MARGIN standard
-    errors plus sqrt(2 ln m), the expected largest of m standard normals: `centre` was picked as the
-    lowest (or highest) of the curve's m = n / window disjoint windows, and pure noise makes the
-    extreme one stand out by about that much. On flat Gaussian and heavy-tailed (Student t, 3 dof)
-    noise with 20 to 1000 points this lets through fewer than 1 sweep in 1000
-    (tests/test_noise_gate.py samples it). A change below 1e-5 of the loss scale never counts
-    (float32 rounding). `direction` is +1 for a fall (reference minus window) and -1 for a rise.
+    errors plus sqrt(2 ln m), the expected largest of m standard normals: the window was picked as
+    the lowest (or highest) of the curve's m = n / (zero-lag window) disjoint windows, and pure
+    noise makes the extreme one stand out by about that much. On flat Gaussian and heavy-tailed
+    (Student t, 3 dof) noise, with or without a first batch ten noise levels high, this let through
+    none of the sweeps of 20 to 1000 points sampled in tests/test_suggestion_cases.py.
+    A change below 1e-5 of the loss scale never counts (float32 rounding).
+    `direction` is +1 for a fall (reference minus window) and -1 for a rise.
     """
     n = len(raw)
-    h = window_half_width(n)
-
-    def window(i: int) -> np.ndarray:
-        return raw[max(0, i - h) : min(n, i + h + 1)]
-
-    ref = raw[: min(head_size(n), n)] if reference is None else window(reference)
-    there = window(centre)
+    ref = raw[slice(*(reference or head_window(n)))]
+    there = raw[slice(*window)]
     ref_level, level = float(np.median(ref)), float(np.median(there))
     sigma = noise_level(raw) if sigma is None else sigma
     standard_error = MEDIAN_SE * sigma * math.sqrt(1.0 / len(ref) + 1.0 / len(there))
-    selection = math.sqrt(2.0 * math.log(max(1.0, n / (2 * h + 1))))
+    selection = math.sqrt(2.0 * math.log(max(1.0, n / (2 * window_half_width(n) + 1))))
     scale = max(abs(ref_level), abs(level), 1e-12)
     needed = max((FALL_MARGIN + selection) * standard_error, 1e-5 * scale)
     return LevelChange(change=direction * (ref_level - level), needed=needed, head=len(ref))
@@ -191,7 +227,7 @@ def curve_shape(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[f
     first = float(np.median(z[: max(3, n // 20)]))
     drop = first - float(z[m])
     if use_raw:
-        fall = level_change(finite_prefix(lrs, raw)[1], m, +1)
+        fall = level_change(finite_prefix(lrs, raw)[1], valley(z, m), +1)
     else:
         fall = LevelChange(change=drop, needed=MIN_RELATIVE_DROP * max(abs(first), abs(float(z[m])), 1e-12), head=0)
     if not fall.significant or m == 0 or drop <= 0:
@@ -214,7 +250,9 @@ def curve_shape(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[f
 def rise_start(lrs: Sequence[float], raw: Sequence[float]) -> int | None:
     """The index from which the loss stays above its starting level by more than noise, to the end.
 
-    None when the curve never rises that way, or rises within its first quarter (and its first
+    None when the curve may have fallen by more than FLAT_TOLERANCE of its final rise (the fall
+    plus the margin `level_change` needs: a noisy fall is no flat curve), never rises that way, or
+    rises within its first quarter (and its first
     2 * `head_size` points): a trained model's loss stays flat over the low rates, which a
     curve rising from its first points does not. Every
     point from there on must pass `level_change` as a rise above the head.
@@ -224,7 +262,12 @@ def rise_start(lrs: Sequence[float], raw: Sequence[float]) -> int | None:
     if n < MIN_POINTS:
         return None
     sigma = noise_level(y)
-    above = np.array([level_change(y, i, -1, sigma=sigma).significant for i in range(n)])
+    _, z = zero_lag(lrs, raw)
+    fall = level_change(y, valley(z, int(np.argmin(z))), +1, sigma=sigma)
+    rise = level_change(y, around(n - 1, n), -1, sigma=sigma)
+    if fall.change + fall.needed > FLAT_TOLERANCE * rise.change:
+        return None  # it may have fallen by more than a tenth of its rise: not a flat curve
+    above = np.array([level_change(y, around(i, n), -1, sigma=sigma).significant for i in range(n)])
     if not above[-1]:
         return None
     r = 0 if above.all() else n - int(np.argmin(above[::-1]))
@@ -245,7 +288,7 @@ def ended_high(lrs: Sequence[float], raw: Sequence[float]) -> float | None:
     _, z = zero_lag(lrs, raw)
     m = int(np.argmin(z))
     best, start = float(z[m]), float(np.median(y[: head_size(n)]))
-    rise = level_change(y, n - 1, -1, reference=m)
+    rise = level_change(y, around(n - 1, n), -1, reference=valley(z, m))
     end = float(np.median(y[max(0, n - 1 - window_half_width(n)) :]))
     high = end >= start or (best > 0 and end >= 2.0 * best)
     if not (high and rise.significant):

@@ -38,9 +38,11 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
     tuned = [lr for lr in (finetune(lrs, raw) for lrs, _, raw in curves) if lr is not None]
     suggestions: dict[str, float | None] = {s: rules[s]["lr"] for s in SCHEDULES}
     suggestions["finetune"] = log_median(tuned) if tuned and rules[schedule]["lr"] is None else None
+    fell = any(rules[s]["lr"] is not None for s in SCHEDULES)
     for name in METHODS:
         found = [s[name] for s in per_curve if s[name] is not None]
-        suggestions[name] = log_median(found) if found else None
+        # where no curve fell beyond the noise gate, what a classic method finds is noise too
+        suggestions[name] = log_median(found) if found and fell else None
     if method == "auto":
         chosen, lr = schedule, rules[schedule]["lr"]
         if lr is None and suggestions["finetune"] is not None:
