@@ -7,7 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrfind_cli.suggest import CONSTANT_FACTOR, confidence, curve_shape, mean_curve, recommend, recommend_repeats, zero_lag
+from lrfind_cli.suggest import (
+    CONSTANT_FACTOR,
+    ONECYCLE_DECADES,
+    confidence,
+    curve_shape,
+    mean_curve,
+    recommend,
+    recommend_repeats,
+    zero_lag,
+)
 
 INFLECTION = -3.0  # log10 lr of the steepest fall
 WIDTH = 0.4
@@ -48,11 +57,14 @@ def test_landmarks_of_a_clean_curve_are_in_order():
     assert math.log10(shape["knee"]) == pytest.approx(INFLECTION + WIDTH * math.log(3), abs=0.1)
 
 
-def test_onecycle_lr_is_below_the_knee_and_above_the_steepest_fall():
+def test_onecycle_lr_is_a_decade_below_the_onset_of_divergence_and_above_the_steepest_fall():
     lrs, smoothed, raw = curve()
     found = recommend(lrs, smoothed, raw, schedule="onecycle")
     shape = found["shape"]
-    assert shape["steepest"] <= found["lr"] < shape["knee"]
+    assert found["lr"] == pytest.approx(shape["divergence"] / 10 ** ONECYCLE_DECADES, rel=1e-9)
+    assert shape["steepest"] <= found["lr"] < shape["minimum"] < shape["divergence"]
+    # the onset is where the blow-up (past 10**-1.2) lifts the loss above its valley by more than noise
+    assert -1.3 <= math.log10(shape["divergence"]) <= -0.9
     assert found["schedule"] == "onecycle"
 
 
@@ -131,7 +143,7 @@ def test_averaging_repeats_lowers_the_noise_the_landmarks_are_read_on():
     truth = recommend(*curve())["lr"]
     errors_single, errors_mean = [], []
     for trial in range(6):
-        runs = [curve(noise=0.08, seed=10 * trial + k) for k in range(3)]
+        runs = [curve(noise=0.5, seed=10 * trial + k) for k in range(3)]  # noise that moves the onset
         errors_single.append(abs(math.log10(recommend(*runs[0])["lr"]) - math.log10(truth)))
         errors_mean.append(abs(math.log10(recommend_repeats(runs)["lr"]) - math.log10(truth)))
     assert np.mean(errors_mean) < np.mean(errors_single)
@@ -247,10 +259,12 @@ def test_noise_large_against_the_drop_is_flagged():
     assert "noisy" in flags
 
 
-def test_a_fall_within_batch_noise_is_no_fall():
+def test_a_fall_within_batch_noise_is_no_fall_and_the_answer_comes_from_the_rise():
     lrs, raw = _small_fall(noise=0.25)  # a fall of 0.3 against batch noise of 0.25: not beyond the gate
-    assert recommend(lrs, ema(raw), raw)["lr"] is None
-    assert "noisy" not in confidence([(lrs, ema(raw), raw)])["flags"]
+    found = recommend(lrs, ema(raw), raw)
+    assert found["shape"]["fell"] is False
+    assert found["lr"] == pytest.approx(found["shape"]["divergence"] / 10 ** ONECYCLE_DECADES, rel=1e-9)
+    assert confidence([(lrs, ema(raw), raw)])["flags"] == ["pretrained"]
 
 
 def test_confidence_spread_over_several_curves():
@@ -279,7 +293,8 @@ def test_linear_mode_curve_answers_inside_the_range():
     lrs = np.linspace(1e-4, 1.0, 80)
     raw = 2.0 - 1.5 / (1.0 + np.exp(-(lrs - 0.3) / 0.05)) + np.where(lrs > 0.8, 20 * (lrs - 0.8) ** 2, 0.0)
     found = recommend(lrs, ema(raw), raw)
-    assert found["lr"] is not None and 0.1 <= found["lr"] <= 0.5
+    assert found["lr"] is not None and 0.05 <= found["lr"] <= 0.5
+    assert found["lr"] < found["shape"]["minimum"] < found["shape"]["divergence"]
 
 
 curves = st.lists(st.floats(min_value=-5.0, max_value=5.0, allow_nan=False), min_size=0, max_size=40)

@@ -3,7 +3,7 @@
 Pure functions over arrays (numpy only), in four layers:
   curve       finite prefix, batch noise, zero-lag smoothing, landmarks, the noise gate
   classic     the classic methods (steepest, valley, minimum/10)
-  rules       the schedule-aware rule (`recommend`, `recommend_repeats`) and the fine-tuning rule
+  rules       the schedule-aware rule (`recommend`, `recommend_repeats`), anchored on the onset of divergence
   confidence  flags and notes;  summary: everything a result reports (`summarize`)
 """
 
@@ -11,14 +11,16 @@ from .classic import METHODS, choose, minimum, steepest, suggest_all, valley
 from .confidence import FLAG_NOTES, LOW_CONFIDENCE, NOISY_MARGIN, SPREAD_WARNING, confidence
 from .curve import MIN_POINTS, RULE_MIN_POINTS, curve_shape, finite_prefix, noise_level, zero_lag
 from .rules import (
+    BASE_FACTOR,
+    CONSTANT_DECADES,
     CONSTANT_FACTOR,
     KNEE_FRACTION,
     LAG_STEPS,
+    ONECYCLE_DECADES,
     RISE_FRACTION,
     SCHEDULE_NAMES,
     SCHEDULES,
     Curve,
-    finetune,
     log_median,
     mean_curve,
     recommend,
@@ -27,8 +29,9 @@ from .rules import (
 from .summary import summarize
 
 __all__ = [
-    "CONSTANT_FACTOR", "FLAG_NOTES", "KNEE_FRACTION", "LAG_STEPS", "LOW_CONFIDENCE", "METHODS", "MIN_POINTS", "NOISY_MARGIN",
-    "RISE_FRACTION", "RULE_MIN_POINTS", "SCHEDULES", "SCHEDULE_NAMES", "SPREAD_WARNING", "Curve", "choose", "confidence",
-    "curve_shape", "finetune", "finite_prefix", "log_median", "mean_curve", "minimum", "noise_level", "recommend",
-    "recommend_repeats", "steepest", "suggest_all", "summarize", "valley", "zero_lag",
+    "BASE_FACTOR", "CONSTANT_DECADES", "CONSTANT_FACTOR", "Curve", "FLAG_NOTES", "KNEE_FRACTION", "LAG_STEPS",
+    "LOW_CONFIDENCE", "METHODS", "MIN_POINTS", "NOISY_MARGIN", "ONECYCLE_DECADES", "RISE_FRACTION", "RULE_MIN_POINTS",
+    "SCHEDULES", "SCHEDULE_NAMES", "SPREAD_WARNING", "choose", "confidence", "curve_shape", "finite_prefix",
+    "log_median", "mean_curve", "minimum", "noise_level", "recommend", "recommend_repeats", "steepest", "suggest_all",
+    "summarize", "valley", "zero_lag",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .curve import RULE_MIN_POINTS, ended_high, finite_prefix
-from .rules import Curve, finetune, recommend_repeats, shape_of
+from .rules import Curve, recommend_repeats, shape_of
 
 # a fall that passes the noise gate (`curve.level_change`) by less than this factor makes a curve `noisy`
 NOISY_MARGIN = 2.0
@@ -19,8 +19,9 @@ FLAG_NOTES = {  # what each flag means for the user, and what to try
     "noisy": "batch-to-batch noise is large against the fall of the loss; raise data.batch_size or sweep.num_iter, "
              "or sweep.repeats",
     "unstable": f"repeats disagree by more than {SPREAD_WARNING} decades; raise sweep.num_iter or sweep.repeats",
-    "pretrained": "the loss stayed flat and then rose, as a trained model's does: suggested_lr (method finetune) is the "
-                  "highest rate before the rise, for fine-tuning",
+    "pretrained": "the loss did not fall beyond batch noise before it rose, as a trained model's does: suggested_lr "
+                  "(method finetune) is read from where it starts to rise; for a model that is not trained, the sweep "
+                  "was too short or too noisy for it to learn: raise sweep.num_iter or data.batch_size",
     "blew_up": "the loss ended well above its best without reaching the stop threshold: the sweep went past the "
                "divergence point (lower sweep.diverge_threshold to stop sooner)",
 }
@@ -38,11 +39,13 @@ def curve_flags(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[f
         flags.add("blew_up")
     shape = shape_of(lrs, smoothed, raw)
     if shape is None:
-        return flags | {"pretrained" if finetune(lrs, raw) is not None else "flat_curve"}
-    if shape["divergence"] is None:
-        flags.add("no_divergence")
-    if shape["fall"].change < NOISY_MARGIN * shape["fall"].needed:
+        return flags | {"flat_curve"}
+    if not shape["fell"]:
+        flags.add("pretrained")
+    elif shape["fall"].change < NOISY_MARGIN * shape["fall"].needed:
         flags.add("noisy")
+    if shape["onset"] is None:
+        flags.add("no_divergence")
     return flags
 
 
@@ -55,10 +58,10 @@ def confidence(curves: Sequence[Curve], schedule: str = "onecycle", combined: di
     spread_decades is the standard deviation of log10 of the per-run `recommend` lrs (None with
     fewer than two answers). Flags (sorted, each at most once; a flag applies when any run shows it):
       too_few_points  fewer than RULE_MIN_POINTS finite losses
-      flat_curve      the loss never fell beyond batch noise (no recommendation) and did not rise either
-      pretrained      the loss never fell but stayed flat, then rose: a trained model (`rules.finetune`)
-      no_divergence   the loss never rose clearly after its minimum before the sweep ended, so
-                      the upper end of the good region is unknown: try a larger end_lr
+      flat_curve      the loss neither fell nor rose beyond batch noise (no recommendation)
+      pretrained      the loss did not fall beyond noise, but rose: a trained model's curve (method finetune)
+      no_divergence   the loss never rose beyond noise after its minimum before the sweep ended, so
+                      the edge of stability is unknown: try a larger end_lr
       noisy           the fall passes the noise gate by less than NOISY_MARGIN times what it needs
       unstable        the repeats' recommendations spread more than SPREAD_WARNING decades
       blew_up         a sweep that completed (the stop rule never fired) ended well above its best

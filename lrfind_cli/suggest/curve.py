@@ -18,8 +18,6 @@ MIN_RELATIVE_DROP = 0.01
 # A fall (or rise) counts when it exceeds FALL_MARGIN standard errors on top of the largest of the
 # curve's windows that pure noise would produce (see `level_change`).
 FALL_MARGIN = 3.0
-# a flat curve: before rising, its level may have fallen by at most this fraction of the rise
-FLAT_TOLERANCE = 0.1
 TRIM_KEEP = 0.8  # noise_level keeps the lowest 80% of |second differences|
 TRIMMED_ABS_MEAN = 0.5586  # E[|Z| ; |Z| < q] / 0.8 for Z ~ N(0, 1), q its 80th percentile in absolute value
 # median of n draws has a standard error of sqrt(pi/2) * sigma / sqrt(n) for Gaussian noise
@@ -247,31 +245,25 @@ def curve_shape(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[f
     }
 
 
-def rise_start(lrs: Sequence[float], raw: Sequence[float]) -> int | None:
-    """The index from which the loss stays above its starting level by more than noise, to the end.
+def divergence_onset(lrs: Sequence[float], raw: Sequence[float]) -> int | None:
+    """The index where the loss starts to diverge: the first point after the zero-lag minimum whose
+    window lies above the valley's level by more than noise (`level_change`); None if none does.
 
-    None when the curve may have fallen by more than FLAT_TOLERANCE of its final rise (the fall
-    plus the margin `level_change` needs: a noisy fall is no flat curve), never rises that way, or
-    rises within its first quarter (and its first
-    2 * `head_size` points): a trained model's loss stays flat over the low rates, which a
-    curve rising from its first points does not. Every
-    point from there on must pass `level_change` as a rise above the head.
+    This is the edge of stability as the sweep sees it: from here on the learning rate is too large
+    for the loss to hold its level. On a flat curve (a trained model) the valley is the flat level,
+    so this is where the loss starts to rise above it.
     """
     _, y = finite_prefix(lrs, raw)
     n = len(y)
     if n < MIN_POINTS:
         return None
-    sigma = noise_level(y)
     _, z = zero_lag(lrs, raw)
-    fall = level_change(y, valley(z, int(np.argmin(z))), +1, sigma=sigma)
-    rise = level_change(y, around(n - 1, n), -1, sigma=sigma)
-    if fall.change + fall.needed > FLAT_TOLERANCE * rise.change:
-        return None  # it may have fallen by more than a tenth of its rise: not a flat curve
-    above = np.array([level_change(y, around(i, n), -1, sigma=sigma).significant for i in range(n)])
-    if not above[-1]:
-        return None
-    r = 0 if above.all() else n - int(np.argmin(above[::-1]))
-    return r if r >= max(2 * head_size(n), n // 4) else None
+    m = int(np.argmin(z))
+    bottom, sigma = valley(z, m), noise_level(y)
+    for i in range(m + 1, n):
+        if level_change(y, around(i, n), -1, reference=bottom, sigma=sigma).significant:
+            return i
+    return None
 
 
 def ended_high(lrs: Sequence[float], raw: Sequence[float]) -> float | None:

@@ -6,47 +6,57 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .curve import RULE_MIN_POINTS, curve_shape, finite_prefix, rise_start
+from .curve import RULE_MIN_POINTS, curve_shape, divergence_onset, finite_prefix, head_size, level_change, valley, zero_lag
 
-# A loss seen at step i was produced by the lrs of the last several steps (momentum and Adam's
-# moments average about ten steps, and an instability needs a few steps to grow), so every feature
-# sits a few steps to the right of the lr that caused it. `recommend` reads the lr LAG_STEPS steps
-# before the knee: the highest lr at which the descent was still productive. That is the one-cycle
-# max_lr (warm-up and annealing make the top of the cycle safe); a constant lr, which must stay
-# stable for the whole run, is CONSTANT_FACTOR lower, but never below where the loss started to fall.
-
-Curve = tuple[Sequence[float], Sequence[float], "Sequence[float] | None"]
-
-KNEE_FRACTION = 0.75  # the knee: this fraction of the total drop is done
-LAG_STEPS = 5  # how many steps a feature of the loss trails the lr that caused it
-CONSTANT_FACTOR = 3.0  # constant lr = one-cycle max_lr / this (Smith: base_lr = max_lr / 3 to / 4)
-RISE_FRACTION = 0.5  # divergence: the loss is back up by this fraction of the drop
+# The rule anchors on the onset of divergence: the first lr after the loss's lowest point at which
+# the loss is back above its valley by more than batch noise (`curve.divergence_onset`). That is
+# the edge of stability the sweep measured: the lr at which training stops making progress and
+# starts to blow up. Training wants a rate a fixed distance below that edge, as fastai's
+# minimum/10 has it, but measured where the loss starts rising (zero-lag and noise-gated), which
+# is read more reliably than the bottom of a flat valley. The two distances were chosen on the
+# design half of benchmarks/suggestion_quality.py (a quarter-decade grid of offsets; the test half
+# was not read) and rounded to the grid:
+ONECYCLE_DECADES = 1.0  # one-cycle max_lr = onset / 10: warm-up and annealing make the top of a cycle safe
+CONSTANT_DECADES = 1.25  # constant lr = onset / 10**1.25: a rate held for a whole run must stay further from the edge
+CONSTANT_FACTOR = 10 ** (CONSTANT_DECADES - ONECYCLE_DECADES)  # one-cycle max_lr over the constant lr (about 1.78)
+BASE_FACTOR = 3.0  # lr_range's low end: Smith's base_lr = max_lr / 3 to / 4 (arXiv 1506.01186), unless the steepest fall is lower
+KNEE_FRACTION = 0.75  # landmarks for the plot and result.json: the knee is where this fraction of the drop is done
+RISE_FRACTION = 0.5
+LAG_STEPS = 5  # kept for callers; the rule no longer reads it
 SCHEDULES = ("onecycle", "constant")
 SCHEDULE_NAMES = {"onecycle": "one-cycle max_lr", "constant": "constant lr", "finetune": "fine-tuning lr"}  # for people
 
+Curve = tuple[Sequence[float], Sequence[float], "Sequence[float] | None"]
+
 
 def shape_of(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None = None) -> dict | None:
-    """`curve_shape` with the rule's knee and divergence fractions, or None below RULE_MIN_POINTS finite points."""
-    source = raw if raw is not None else smoothed
-    if len(finite_prefix(lrs, source)[1]) < RULE_MIN_POINTS:
-        return None
-    return curve_shape(lrs, smoothed, raw, knee_fraction=KNEE_FRACTION, rise_fraction=RISE_FRACTION)
+    """What the rule reads off one curve, or None below RULE_MIN_POINTS finite points or on a flat curve.
 
-
-def finetune(lrs: Sequence[float], raw: Sequence[float] | None) -> float | None:
-    """For a curve that stays flat and then rises (a trained model): the highest lr before the rise.
-
-    The rise is where the loss leaves its starting level by more than noise for good
-    (`curve.rise_start`); the answer is the lr LAG_STEPS steps before it, since the loss trails the
-    lr that damaged it. None without raw losses, below RULE_MIN_POINTS points, or with no such rise.
+    A dict with `fell` (the fall passed the noise gate), `fall` (its `LevelChange`), `onset` (the
+    lr where divergence starts, None when it never does), `i_onset`, `lrs` (the finite prefix), and
+    the landmarks of `curve_shape` (`start`, `steepest`, `knee`, `minimum`, each None when the curve
+    did not fall beyond noise). A curve that neither fell nor rose beyond noise is flat: None; so
+    is one that did not fall and rose within its first quarter (it was never flat, so the whole
+    sweep may lie past the edge of stability).
     """
-    if raw is None or len(finite_prefix(lrs, raw)[1]) < RULE_MIN_POINTS:
+    source = raw if raw is not None else smoothed
+    x, y = finite_prefix(lrs, source)
+    if len(y) < RULE_MIN_POINTS:
         return None
-    r = rise_start(lrs, raw)
-    if r is None:
-        return None
-    x, _ = finite_prefix(lrs, raw)
-    return float(x[max(r - LAG_STEPS, 0)])
+    _, z = zero_lag(lrs, source)
+    m = int(np.argmin(z))
+    fall = level_change(y, valley(z, m), +1)
+    onset = divergence_onset(lrs, source)
+    if not fall.significant and (onset is None or onset < max(2 * head_size(len(y)), len(y) // 4)):
+        return None  # flat, or rising from its first points (no flat stretch: the sweep began past the edge)
+    landmarks = curve_shape(lrs, smoothed, raw, knee_fraction=KNEE_FRACTION, rise_fraction=RISE_FRACTION) if fall.significant else None
+    keys = ("start", "steepest", "knee", "minimum")
+    found = {k: (landmarks[k] if landmarks else None) for k in keys}
+    if found["minimum"] is None:
+        found["minimum"] = float(x[m])
+    return {**found, "fell": fall.significant, "fall": fall, "i_onset": onset,
+            "onset": float(x[onset]) if onset is not None else None, "divergence": float(x[onset]) if onset is not None else None,
+            "lrs": x}
 
 
 def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None = None,
@@ -54,12 +64,15 @@ def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[flo
     """The learning rate to train with under `schedule` ("onecycle" or "constant"), from the curve's shape.
 
     Returns {"lr": float | None, "lr_range": [low, high] | None, "schedule": str, "shape": dict | None}.
-    `lr` is the one-cycle max_lr (schedule="onecycle") or the constant lr (schedule="constant");
-    `lr_range` is Smith's base_lr .. max_lr for a cyclic schedule: from where the loss falls fastest
-    (or max_lr / CONSTANT_FACTOR, if that is lower) up to the one-cycle max_lr. `shape` holds
-    the landmarks from `curve_shape` (lrs only). Pass the raw losses whenever you have them: the
-    landmarks are then read on a zero-lag re-smoothing of them instead of the lagging EMA.
-    All None when the curve is too short, never fell clearly, or is flat.
+    `lr` is the one-cycle max_lr, 10**ONECYCLE_DECADES below the onset of divergence
+    (schedule="onecycle"), or the constant lr, 10**CONSTANT_DECADES below it (schedule="constant").
+    A curve that fell but never diverged anchors on the last lr measured instead (flag
+    no_divergence: the answer is then a lower bound). `lr_range` is Smith's base_lr .. max_lr for a
+    cyclic schedule: from the steepest fall (or max_lr / BASE_FACTOR, if that is lower) up to the
+    one-cycle max_lr. Both stay within the swept lrs. `shape` holds the landmarks (lrs only; see
+    `shape_of`). Pass the raw losses whenever you have them: the curve is then read on a zero-lag
+    re-smoothing of them, and noise is measured on them. All None when the curve has fewer than
+    RULE_MIN_POINTS finite points or neither fell nor rose beyond batch noise.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
@@ -67,15 +80,13 @@ def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[flo
     if shape is None:
         return {"lr": None, "lr_range": None, "schedule": schedule, "shape": None}
     x = shape["lrs"]
-    top = float(x[max(shape["i_knee"] - LAG_STEPS, 0)])
-    top = max(top, shape["start"])  # a descent shorter than the lag: never below where learning began
-    constant = max(top / CONSTANT_FACTOR, min(shape["start"], top))
-    lr = top if schedule == "onecycle" else constant
-    # a cyclic schedule swings from a rate safe to hold (the steepest fall, or Smith's base_lr =
-    # max_lr / 3 if that is lower) up to max_lr; the range therefore never collapses to one point
-    # (never below the first lr measured)
-    lr_range = [max(min(shape["steepest"], top / CONSTANT_FACTOR), float(x[0])), top]
-    public = {k: v for k, v in shape.items() if k in ("start", "steepest", "knee", "minimum", "divergence")}
+    low, high = float(x[0]), float(x[-1])
+    anchor = shape["onset"] if shape["onset"] is not None else high
+    top = min(max(anchor / 10**ONECYCLE_DECADES, low), high)
+    lr = top if schedule == "onecycle" else max(top / CONSTANT_FACTOR, low)
+    steepest = shape["steepest"] if shape["steepest"] is not None else top
+    lr_range = [max(min(steepest, top / BASE_FACTOR), low), top]
+    public = {k: shape[k] for k in ("start", "steepest", "knee", "minimum", "divergence", "fell")}
     return {"lr": float(lr), "lr_range": [float(v) for v in lr_range], "schedule": schedule, "shape": public}
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .classic import METHODS, choose, suggest_all
 from .confidence import confidence
-from .rules import SCHEDULES, Curve, finetune, log_median, recommend_repeats
+from .rules import SCHEDULES, Curve, log_median, recommend_repeats, shape_of
 
 
 def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "onecycle",
@@ -18,11 +18,11 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
     Each curve is (lrs, smoothed, raw-or-None); `statuses` are the sweeps' statuses when known (they
     decide the `blew_up` flag). Returns:
       suggestions   every method's lr: "onecycle" and "constant" (the `recommend` rule under each
-                    schedule, combined over the curves by `recommend_repeats`), "finetune" (for a
-                    curve that never fell but rose: `rules.finetune`, log-median over the curves) and
+                    schedule, combined over the curves by `recommend_repeats`), "finetune" (the same
+                    rule's lr when no curve fell beyond noise but one rose: a trained model) and
                     the classic steepest / valley / minimum (log-space median of the per-curve answers)
       method        the method behind suggested_lr: the schedule's name when `method` is "auto", or
-                    "finetune" when the schedule's rule has no answer and the fine-tuning rule has one
+                    "finetune" when no curve fell beyond batch noise before rising (flag pretrained)
       schedule      the schedule suggested_lr is for (`method` when that names a schedule)
       suggested_lr  that method's lr (None when it has none)
       lr_range      [low, high] for cyclic schedules, from the rule under `schedule`
@@ -35,18 +35,19 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
         schedule = method  # asking for a schedule's rule by name means that schedule
     per_curve = [suggest_all(lrs, smoothed, raw) for lrs, smoothed, raw in curves]
     rules = {s: recommend_repeats(curves, s) for s in SCHEDULES}
-    tuned = [lr for lr in (finetune(lrs, raw) for lrs, _, raw in curves) if lr is not None]
+    shapes = [shape_of(lrs, smoothed, raw) for lrs, smoothed, raw in curves]
+    fell = any(shape is not None and shape["fell"] for shape in shapes)
     suggestions: dict[str, float | None] = {s: rules[s]["lr"] for s in SCHEDULES}
-    suggestions["finetune"] = log_median(tuned) if tuned and rules[schedule]["lr"] is None else None
-    fell = any(rules[s]["lr"] is not None for s in SCHEDULES)
+    # no curve fell beyond noise but one rose: a trained model's curve, read from where it rises
+    suggestions["finetune"] = rules[schedule]["lr"] if not fell else None
     for name in METHODS:
         found = [s[name] for s in per_curve if s[name] is not None]
         # where no curve fell beyond the noise gate, what a classic method finds is noise too
         suggestions[name] = log_median(found) if found and fell else None
     if method == "auto":
         chosen, lr = schedule, rules[schedule]["lr"]
-        if lr is None and suggestions["finetune"] is not None:
-            chosen, lr = "finetune", suggestions["finetune"]
+        if suggestions["finetune"] is not None:
+            chosen = "finetune"
     else:
         chosen, lr = choose(method, suggestions)
         if rules[schedule]["lr"] is None:
