@@ -215,7 +215,11 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
             _say(f"warning: low confidence ({flag}): {note}")
     if result.suggested_lr is None:
         _say(_no_suggestion(result, loaded.spec.precision))
-        raise typer.Exit(EXIT_NO_SUGGESTION)
+    from .distributed import end_together
+
+    code = end_together(EXIT_NO_SUGGESTION if result.suggested_lr is None else 0)  # under torchrun: all ranks at once
+    if code:
+        raise typer.Exit(code)
 
 
 def _located(message: str, loaded) -> str:
