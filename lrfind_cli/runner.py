@@ -341,12 +341,12 @@ def _validation_split(spec: Spec, dataset, device):
 
 def _val_fn(batches: list, loss_fn, step_fn) -> Callable:
     """The mean loss over the fixed validation batches, computed with the sweep's own step."""
-    from .finder import default_step
+    from .finder import default_step, scalar_loss
 
     step = step_fn or default_step
 
     def evaluate(model):
-        return sum(step(model, batch, loss_fn).float() for batch in batches) / len(batches)
+        return sum(scalar_loss(step(model, batch, loss_fn), step, loss_fn).float() for batch in batches) / len(batches)
 
     return evaluate
 
