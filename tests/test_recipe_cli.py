@@ -34,6 +34,12 @@ def bn_mlp(in_features=8):
                                torch.nn.Linear(16, 1))
 
 
+def frozen_bn_mlp(in_features=8):
+    model = bn_mlp(in_features)
+    model[1].eval()  # the constructor freezes the BatchNorm's statistics, as a fine-tuning setup does
+    return model
+
+
 def mlp(in_features=8, outputs=3):
     return torch.nn.Sequential(torch.nn.Linear(in_features, 16), torch.nn.ReLU(), torch.nn.Linear(16, outputs))
 
@@ -176,6 +182,16 @@ def test_clip_grad_norm_from_the_spec_changes_the_curve_and_is_recorded(recipe):
     assert plain_doc["history"]["loss"][1:] != clipped_doc["history"]["loss"][1:]
     assert clipped_doc["spec"]["sweep"]["clip_grad_norm"] == 0.01 and clipped_doc["spec"]["sweep"]["clip_grad_value"] == 1.0
     assert plain_doc["spec"]["sweep"]["clip_grad_norm"] is None and plain_doc["spec"]["sweep"]["train_mode"] == "keep"
+
+
+def test_train_mode_from_the_spec_decides_whether_a_frozen_batchnorm_trains(recipe):
+    text = spec_text("{name: 'recipe_mods:frozen_bn_mlp'}", TABULAR, num_iter=6)
+    keep, _ = recipe(text, "--json")
+    train_all, _ = recipe(text, "--json", "--set", "sweep.train_mode=all")
+
+    assert keep.exit_code in (0, 3) and train_all.exit_code in (0, 3), keep.stderr
+    keep_loss, all_loss = json.loads(keep.stdout)["history"]["loss"], json.loads(train_all.stdout)["history"]["loss"]
+    assert keep_loss[0] != all_loss[0]  # running statistics against batch statistics, from the first batch on
 
 
 @pytest.mark.parametrize(("setting", "fact"), [
