@@ -215,10 +215,14 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
             _say(f"warning: low confidence ({flag}): {note}")
     if result.suggested_lr is None:
         _say(_no_suggestion(result, loaded.spec.precision))
+    _exit_together(EXIT_NO_SUGGESTION if result.suggested_lr is None else 0)
+
+
+def _exit_together(code: int) -> None:
+    """End the run with `code`; under torchrun every rank first waits for the others, so all exit at once alike."""
     from .distributed import end_together
 
-    code = end_together(EXIT_NO_SUGGESTION if result.suggested_lr is None else 0)  # under torchrun: all ranks at once
-    if code:
+    if end_together(code):
         raise typer.Exit(code)
 
 

@@ -115,7 +115,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
 
     from .data import make_loader, resident_batches
     from .finder import RangeTestInterrupted, range_test
-    from .registry import build_collate, build_dataset, build_loss, build_model, build_optimizer, build_step, loss_parameters
+    from .registry import build_collate, build_dataset, build_loss, build_model, build_optimizer, build_step
     from .repeats import combine
 
     rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
@@ -129,17 +129,10 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
     if spec.sweep.val is not None:
         dataset, val_batches = _validation_split(spec, dataset, device)
     fast = _fast_paths(spec, model, device)
-    loss_fn = build_loss(spec.loss)
-    if isinstance(loss_fn, torch.nn.Module):
-        loss_fn = loss_fn.to(device)
+    loss_fn = _loss_on(build_loss(spec.loss), device)
     optimizer, scales = build_optimizer(spec.optimizer, model, spec.sweep.start_lr, loss_fn)
     if ctx is not None:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [device.index] if device.type == "cuda" else None
-        if loss_parameters(loss_fn, model):  # its gradients are averaged across ranks like the model's
-            loss_fn = DistributedDataParallel(loss_fn, device_ids=ids)
-        model = DistributedDataParallel(model, device_ids=ids)
+        model, loss_fn = _data_parallel(model, loss_fn, device)
     step_fn = build_step(spec.step)
     collate_fn = build_collate(spec.data.collate_fn)
     if spec.sweep.val is not None:
@@ -191,6 +184,25 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
             raise error from exc
         runs.append((seed, result))
     return combined()
+
+
+def _loss_on(loss_fn, device):
+    """A loss module (with parameters or buffers of its own, perhaps) on the sweep's device; a function as it is."""
+    import torch
+
+    return loss_fn.to(device) if isinstance(loss_fn, torch.nn.Module) else loss_fn
+
+
+def _data_parallel(model, loss_fn, device):
+    """The model, and a loss with trainable parameters, in DistributedDataParallel: their gradients are averaged across ranks."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from .registry import loss_parameters
+
+    ids = [device.index] if device.type == "cuda" else None
+    if loss_parameters(loss_fn, model):
+        loss_fn = DistributedDataParallel(loss_fn, device_ids=ids)
+    return DistributedDataParallel(model, device_ids=ids), loss_fn
 
 
 def _training_error(exc: Exception, spec: Spec, device) -> Exception:
