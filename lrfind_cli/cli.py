@@ -217,7 +217,15 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
             _say(f"warning: {'low confidence' if flag in LOW_CONFIDENCE else 'note'} ({flag}): {note}")
     if result.suggested_lr is None:
         _say(_no_suggestion(result, loaded.spec.precision))
-        raise typer.Exit(EXIT_NO_SUGGESTION)
+    _exit_together(EXIT_NO_SUGGESTION if result.suggested_lr is None else 0)
+
+
+def _exit_together(code: int) -> None:
+    """End the run with `code`; under torchrun every rank first waits for the others, so all exit at once alike."""
+    from .distributed import end_together
+
+    if end_together(code):
+        raise typer.Exit(code)
 
 
 def _located(message: str, loaded) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -95,8 +97,10 @@ BUILTIN_DATASETS = {"synthetic": SyntheticImages, "synthetic_sequences": Synthet
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, drop_last: bool, num_workers: int, seed: int,
-                device: torch.device, rank: int = 0, world_size: int = 1) -> DataLoader:
+                device: torch.device, rank: int = 0, world_size: int = 1, collate_fn: Callable | None = None) -> DataLoader:
     """A DataLoader whose order depends only on `seed`; pinned memory when feeding CUDA.
+
+    `collate_fn` (None: PyTorch's default, which stacks) makes a batch from a list of samples, e.g. padding them.
 
     With world_size > 1 each rank reads its own shard through a DistributedSampler seeded alike.
     """
@@ -127,6 +131,7 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, drop_last: 
         persistent_workers=num_workers > 0,
         pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(seed),
+        collate_fn=collate_fn,
     )
 
 

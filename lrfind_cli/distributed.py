@@ -67,6 +67,41 @@ def setup(device_name: str):
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, backend), device
 
 
+def all_finished(ctx: DistContext | None, failed: bool = False) -> bool:
+    """Wait until every rank gets here; return True when any rank says it failed.
+
+    Rank 0 calls this once it has written the outputs, so the other ranks, which call it at once,
+    wait for complete files; and the launcher sees no rank exit (which makes it SIGTERM the rest)
+    before then. Outside torchrun it returns `failed` at once.
+    """
+    if ctx is None:
+        return failed
+    import torch
+    import torch.distributed as dist
+
+    device = torch.device("cuda", ctx.local_rank) if ctx.backend == "nccl" else torch.device("cpu")
+    flag = torch.tensor([1 if failed else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def end_together(code: int) -> int:
+    """The last step of a run under torchrun: every rank has printed what it prints, so all exit with `code` now.
+
+    SIGTERM is ignored from here on: the launcher sends it to the ranks still alive as soon as one
+    rank exits with a non-zero code (3: no suggestion), and the outputs are complete, so nothing is
+    left for it to interrupt but the exit code.
+    """
+    import signal
+
+    import torch.distributed as dist
+
+    if launched_by_torchrun() and dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
+
+
 def teardown() -> None:
     import torch.distributed as dist
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
@@ -34,6 +35,56 @@ class StepInfo:
     smoothed: float
     best_loss: float
     best_lr: float
+
+
+class StepOutputError(TypeError):
+    """The step function (or the loss function the default step calls) returned something other than a scalar tensor.
+
+    `source` is "step" or "loss" (which of the two returned it) and `returned` says what came back.
+    """
+
+    def __init__(self, message: str, source: str, returned: str):
+        super().__init__(message)
+        self.source = source
+        self.returned = returned
+
+
+@dataclass(frozen=True)
+class Clipping:
+    """Gradient clipping as a training recipe does it: once per optimizer step, on the optimizer's parameters.
+
+    `max_value` clips every gradient element to [-max_value, max_value] first; `max_norm` then scales
+    all gradients together so their total 2-norm is at most max_norm (torch.nn.utils.clip_grad_*).
+    """
+
+    max_norm: float | None = None
+    max_value: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.max_norm is not None or self.max_value is not None
+
+    def apply(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self.active:
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.max_value is not None:
+            torch.nn.utils.clip_grad_value_(params, self.max_value)
+        if self.max_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.max_norm)
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """How one optimizer step of the sweep trains: the user's step, precision, accumulation and clipping."""
+
+    step_fn: StepFn
+    loss_fn: Callable | None
+    device: torch.device
+    autocast: Any
+    scaler: Any
+    accumulation_steps: int
+    clipping: Clipping
 
 
 class LoaderExhausted(ValueError):
@@ -134,6 +185,61 @@ def default_step(model: torch.nn.Module, batch: Any, loss_fn: Callable | None) -
     return loss_fn(model(inputs), targets)
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator, config: StepConfig) -> torch.Tensor:
+    """One optimizer step, as a training loop takes it; returns the step's loss (detached, on the device).
+
+    zero_grad; for each of `accumulation_steps` micro-batches: forward under autocast, loss divided by
+    the number of micro-batches, backward (scaled under fp16); then, once: unscale (fp16), clip, step.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    total = None
+    for _ in range(config.accumulation_steps):
+        batch = _to_device(next(batches), config.device)
+        with config.autocast:
+            loss = scalar_loss(config.step_fn(model, batch, config.loss_fn), config.step_fn, config.loss_fn)
+        if config.accumulation_steps > 1:
+            loss = loss / config.accumulation_steps
+        (config.scaler.scale(loss) if config.scaler is not None else loss).backward()
+        total = loss.detach() if total is None else total + loss.detach()
+    if config.scaler is not None and config.clipping.active:
+        config.scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    config.clipping.apply(optimizer)
+    if config.scaler is not None:
+        config.scaler.step(optimizer)
+        config.scaler.update()
+    else:
+        optimizer.step()
+    return total
+
+
+def scalar_loss(value: Any, step_fn: Callable, loss_fn: Callable | None) -> torch.Tensor:
+    """`value` as a 0-d loss tensor; StepOutputError naming the step (or the loss) when it is anything else."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.reshape(())
+    if isinstance(value, torch.Tensor):
+        returned = f"a tensor of shape {tuple(value.shape)}"
+        fix = "reduce it to one number (e.g. .mean(), or the loss's reduction='mean')"
+    else:
+        returned = "None" if value is None else f"a {type(value).__name__}"
+        fix = "return the loss tensor itself (not None, not loss.item()) for every batch"
+    if step_fn is default_step:
+        source, who = "loss", f"the loss function {callable_name(loss_fn)}"
+    else:
+        source, who = "step", f"the step function {callable_name(step_fn)}"
+    raise StepOutputError(f"{who} returned {returned} where a scalar loss tensor was expected; {fix}", source, returned)
+
+
+def callable_name(fn: Any) -> str:
+    """'module.qualname' for a function, the class name for a module or other callable object."""
+    import functools
+
+    if isinstance(fn, functools.partial):
+        fn = fn.func
+    if isinstance(fn, torch.nn.Module) or not hasattr(fn, "__qualname__"):
+        return type(fn).__name__
+    return f"{getattr(fn, '__module__', '?')}.{fn.__qualname__}"
+
+
 def loss_of(output: Any) -> torch.Tensor:
     """The loss inside a model's output: the output itself, its `.loss`, or its `"loss"` entry; a scalar."""
     loss = None
@@ -166,6 +272,9 @@ def range_test(
     smoothing: float = 0.98,
     diverge_threshold: float = 4.0,
     accumulation_steps: int = 1,
+    max_grad_norm: float | None = None,
+    max_grad_value: float | None = None,
+    train_mode: str = "keep",
     precision: str = "fp32",
     scaler: Any = None,
     snapshot: str = "memory",
@@ -182,9 +291,15 @@ def range_test(
 
     The model trains on the device it is on; batches (tensors inside tuples, lists and dicts, at
     any depth) are moved there. Each param group's lr is the scheduled lr times its scale:
-    `group_scales` if given, else the group's lr divided by group 0's, so group 0 follows the
-    schedule and the others keep their ratio to it. `loss_fn=None` means the model returns its
-    own loss (see `default_step`). Losses stay on the device
+    `group_scales` if given, else the group's lr divided by that of the first group with a non-zero
+    lr, so that group follows the schedule, the others keep their ratio to it, and a group at lr 0
+    stays at 0. `loss_fn=None` means the model returns its own loss (see `default_step`); a loss_fn
+    that is an nn.Module (with parameters of its own, say) is snapshotted and restored like the model.
+    `max_grad_value` / `max_grad_norm` clip gradients once per optimizer step, after accumulation
+    (and after unscaling under fp16), as `Clipping` describes. `train_mode="keep"` trains with the
+    modules' train/eval modes as they are at the call (a BatchNorm frozen in eval mode stays frozen),
+    unless the model itself is in eval mode (left so after evaluating), when everything is put in
+    train mode as with "all". Losses stay on the device
     and are read every `sync_every` steps (default: 16 on accelerators; on a CPU, as soon as
     CPU_READ_SECONDS have passed since the last read, at most every 16 steps, so slow steps are
     read at once and fast ones in chunks); the history is cut at the step that triggered the
@@ -200,8 +315,18 @@ def range_test(
     max_lr (`schedule="onecycle"`) or the constant lr (`schedule="constant"`), with `lr_range` and
     `confidence`; "steepest", "valley" or "minimum" pick that classic method instead.
     """
-    if accumulation_steps < 1:
-        raise ValueError(f"accumulation_steps must be at least 1, got {accumulation_steps}")
+    _check_objects(model, optimizer, train_loader, loss_fn)
+    _check_callables(step_fn=step_fn, on_step=on_step, val_fn=val_fn)
+    for name, value, minimum in (("num_iter", num_iter, 2), ("accumulation_steps", accumulation_steps, 1),
+                                 ("val_every", val_every, 1), ("sync_every", sync_every, 1)):
+        if value is not None or name != "sync_every":
+            _check_whole(name, value, minimum)
+    for name, value in (("start_lr", start_lr), ("end_lr", end_lr), ("smoothing", smoothing),
+                        ("diverge_threshold", diverge_threshold), ("max_grad_norm", max_grad_norm),
+                        ("max_grad_value", max_grad_value)):
+        _check_number(name, value, optional=name.startswith("max_grad"))
+    if train_mode not in ("all", "keep"):
+        raise ValueError(f"train_mode must be 'all' or 'keep', got {train_mode!r}")
     if not 0 <= smoothing < 1:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
     if diverge_threshold <= 1:
@@ -221,17 +346,19 @@ def range_test(
     # ranks must read at the same steps (their all_reduce has to line up).
     by_time = sync_every is None and device.type == "cpu" and group is None
     sync_every = sync_every or (1 if device.type == "cpu" and group is not None else 16)
-    step_fn = step_fn or default_step
     autocast = _autocast(device, precision)
     internal_scaler = scaler is None and precision == "fp16"
     if internal_scaler:
         scaler = _grad_scaler(device)
+    config = StepConfig(step_fn or default_step, loss_fn, device, autocast, scaler, accumulation_steps,
+                        Clipping(max_grad_norm, max_grad_value))
 
-    ratios = list(group_scales) if group_scales is not None else _group_ratios(optimizer)
+    ratios = [float(r) for r in group_scales] if group_scales is not None else _group_ratios(optimizer)
     if len(ratios) != len(optimizer.param_groups):
         raise ValueError(f"group_scales has {len(ratios)} entries for {len(optimizer.param_groups)} param groups")
     restore_loader = _loader_state(train_loader)
-    state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=snapshot == "disk")
+    state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=snapshot == "disk",
+                     loss=loss_fn if isinstance(loss_fn, torch.nn.Module) else None)
     try:
         state.capture()  # touches nothing of the model's; an interrupt here only has to clean up
     except BaseException:
@@ -285,30 +412,16 @@ def range_test(
         read = done
 
     try:
-        model.train()
+        modes = _sweep_modes(model, train_mode)
         batches = _cycle(train_loader)
         for i in range(num_iter):
             try:  # the training of step i: data, the user's step, backward, optimizer, validation
                 _set_lr(optimizer, ratios, float(planned[i]))
-                optimizer.zero_grad(set_to_none=True)
-                total = None
-                for _ in range(accumulation_steps):
-                    batch = _to_device(next(batches), device)
-                    with autocast:
-                        loss = step_fn(model, batch, loss_fn)
-                    if accumulation_steps > 1:
-                        loss = loss / accumulation_steps
-                    (scaler.scale(loss) if scaler is not None else loss).backward()
-                    total = loss.detach() if total is None else total + loss.detach()
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
+                total = train_step(model, optimizer, batches, config)
                 buffer[0, i] = total
                 done = i + 1  # measured: an interrupt from here on keeps this step
                 if val_fn is not None and (i % val_every == 0 or i == num_iter - 1):
-                    buffer[1, i] = _evaluate(model, val_fn, autocast)
+                    buffer[1, i] = _evaluate(model, val_fn, autocast, modes)
             except Exception as exc:
                 exc.lrfind_steps_done = i  # tells callers the failure came from training, at step i
                 raise
@@ -378,14 +491,79 @@ def _result(record, status, reason, suggest_method, schedule, device, started, s
     )
 
 
-def _evaluate(model: torch.nn.Module, val_fn: Callable, autocast) -> torch.Tensor:
-    """val_fn(model) in eval mode without gradients; train mode again afterwards (no host sync)."""
+def _evaluate(model: torch.nn.Module, val_fn: Callable, autocast, modes: dict[str, bool]) -> torch.Tensor:
+    """val_fn(model) in eval mode without gradients; the sweep's train/eval modes again afterwards (no host sync)."""
     model.eval()
     try:
         with torch.no_grad(), autocast:
             return val_fn(model).detach().float()
     finally:
+        _set_modes(model, modes)
+
+
+def _sweep_modes(model: torch.nn.Module, train_mode: str) -> dict[str, bool]:
+    """Put the model in the modes the sweep trains in and return every module's mode.
+
+    "all": model.train(), as a loop that calls it each epoch (a model whose train() keeps parts
+    frozen keeps them frozen). "keep": the modes as they are, so modules the user put in eval mode
+    stay there; but a model in eval mode as a whole was left so by evaluation, not set up to train:
+    it gets model.train() too.
+    """
+    if train_mode == "all" or not model.training:
         model.train()
+    return {name: module.training for name, module in model.named_modules()}
+
+
+def _set_modes(model: torch.nn.Module, modes: dict[str, bool]) -> None:
+    for name, module in model.named_modules():
+        if name in modes:
+            module.training = modes[name]
+
+
+def _check_objects(model: Any, optimizer: Any, train_loader: Any, loss_fn: Any) -> None:
+    """TypeError naming the argument when model, optimizer, train_loader or loss_fn is of the wrong kind."""
+    swapped = " (are model and optimizer swapped?)"
+    if not isinstance(model, torch.nn.Module):
+        hint = swapped if isinstance(model, torch.optim.Optimizer) else ""
+        raise TypeError(f"model must be a torch.nn.Module, got {_kind(model)}{hint}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        hint = swapped if isinstance(optimizer, torch.nn.Module) else ""
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {_kind(optimizer)}{hint}")
+    iterable = hasattr(train_loader, "__iter__") or hasattr(train_loader, "__getitem__")
+    if not iterable or isinstance(train_loader, (str, bytes, Mapping, torch.Tensor)):
+        raise TypeError(f"train_loader must be a DataLoader or another iterable of batches, got {_kind(train_loader)}")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a loss module, a function, or None (the model returns its loss), got {_kind(loss_fn)}")
+
+
+def _check_callables(**functions: Any) -> None:
+    for name, fn in functions.items():
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be a function or None, got {_kind(fn)}")
+
+
+def _check_whole(name: str, value: Any, minimum: int) -> None:
+    """An int (numpy ints too; not a bool, not a float such as 5.0) of at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {_kind(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _check_number(name: str, value: Any, optional: bool = False) -> None:
+    """A real number (not a bool); with `optional`, None or a number above 0."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number{' or None' if optional else ''}, got {_kind(value)}")
+    if optional and not 0 < value < math.inf:
+        raise ValueError(f"{name} must be above 0 (or None for no clipping), got {value}")
+
+
+def _kind(value: Any) -> str:
+    """How a wrong argument is shown: its value when short, and its type."""
+    text = repr(value)
+    return f"{text} ({type(value).__name__})" if len(text) <= 40 else f"a {type(value).__name__}"
 
 
 def _cycle(loader: Iterable) -> Iterator:
@@ -466,9 +644,13 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 
 
 def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
+    """Each group's lr over that of the first group with a non-zero lr: a group at lr 0 stays at 0.
+
+    When every group is at 0 there is nothing to take a ratio to: all follow the schedule.
+    """
     lrs = [float(g["lr"]) for g in optimizer.param_groups]
-    ref = lrs[0]
-    return [lr / ref if ref > 0 else 1.0 for lr in lrs]
+    ref = next((lr for lr in lrs if lr != 0), None)
+    return [lr / ref for lr in lrs] if ref is not None else [1.0] * len(lrs)
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, ratios: list[float], lr: float) -> None:

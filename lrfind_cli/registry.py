@@ -218,11 +218,10 @@ def check_targets(raw: dict) -> list[tuple[Key, str, str]]:
                                        resolve_optimizer, _SUPPLIED["optimizer"], name_key=("optimizer", "name"))
     step = raw.get("step")
     if isinstance(step, str):
-        try:
-            if not callable(import_object(step)):
-                problems.append((("step",), f"{step!r} is not a function", "name a function(model, batch, loss_fn) -> loss"))
-        except UnknownName as exc:
-            problems.append((("step",), str(exc), exc.fix))
+        problems += _check_function(("step",), step, "name a function(model, batch, loss_fn) -> loss")
+    collate = raw.get("data", {}).get("collate_fn") if isinstance(raw.get("data"), dict) else None
+    if isinstance(collate, str):
+        problems += _check_function(("data", "collate_fn"), collate, "name a function(samples: list) -> batch")
     transforms = raw.get("data", {}).get("transforms") if isinstance(raw.get("data"), dict) else None
     if isinstance(transforms, list):
         for i, item in enumerate(transforms):
@@ -230,6 +229,16 @@ def check_targets(raw: dict) -> list[tuple[Key, str, str]]:
                 problems += _check_one(("data", "transforms", i), item.get("name"), item.get("kwargs") or {},
                                        resolve_transform, _SUPPLIED["transform"])
     return problems
+
+
+def _check_function(key: Key, path: str, fix: str) -> list[tuple[Key, str, str]]:
+    """A problem when the import path does not resolve to something callable."""
+    try:
+        if not callable(import_object(path)):
+            return [(key, f"{path!r} is not a function", fix)]
+    except UnknownName as exc:
+        return [(key, str(exc), exc.fix)]
+    return []
 
 
 def _check_one(key: Key, name: Any, kwargs: Any, resolve: Callable, supplied: set[str],
@@ -413,12 +422,15 @@ class TransformedDataset(torch.utils.data.Dataset):
         return (self.transform(sample[0]), *sample[1:])
 
 
-def build_optimizer(spec, model: torch.nn.Module, lr: float) -> tuple[torch.optim.Optimizer, list[float]]:
+def build_optimizer(spec, model: torch.nn.Module, lr: float,
+                    loss: Callable | None = None) -> tuple[torch.optim.Optimizer, list[float]]:
     """The optimizer over the model's trainable parameters, and each param group's lr scale.
 
     Without `param_groups` there is one group. With them, each trainable parameter joins the first
     group whose glob matches its name; the ones no glob matches form a last group of scale 1.
-    Frozen parameters (requires_grad=False) are left out, so they stay untouched.
+    Frozen parameters (requires_grad=False) are left out, so they stay untouched. A `loss` module
+    with trainable parameters (learned task weights, say) is trained too: its parameters form a
+    group of their own, last, at scale 1, as a training script that optimizes them would.
     """
     import fnmatch
 
@@ -440,9 +452,21 @@ def build_optimizer(spec, model: torch.nn.Module, lr: float) -> tuple[torch.opti
     if rest:
         groups.append({"params": [p for _, p in rest], "lr": lr})
         scales.append(1.0)
+    loss_params = loss_parameters(loss, model)
+    if loss_params:
+        groups.append({"params": loss_params, "lr": lr})
+        scales.append(1.0)
     cls = resolve_optimizer(spec.name)
     optimizer = call_user(cls, {"params": groups, "lr": lr, **spec.kwargs}, f"optimizer: building {spec.name!r}")
     return optimizer, scales
+
+
+def loss_parameters(loss: Callable | None, model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The trainable parameters of a loss module that the model does not already hold."""
+    if not isinstance(loss, torch.nn.Module):
+        return []
+    held = {id(p) for p in model.parameters()}
+    return [p for p in loss.parameters() if p.requires_grad and id(p) not in held]
 
 
 def build_loss(spec) -> Callable | None:
@@ -461,6 +485,11 @@ def build_loss(spec) -> Callable | None:
 
 def build_step(path: str | None) -> Callable | None:
     """The custom step function named by `step:`, or None for the default step."""
+    return import_object(path) if path else None
+
+
+def build_collate(path: str | None) -> Callable | None:
+    """The collate function named by `data.collate_fn`, or None for the DataLoader's default."""
     return import_object(path) if path else None
 
 

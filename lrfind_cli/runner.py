@@ -115,7 +115,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
 
     from .data import make_loader, resident_batches
     from .finder import RangeTestInterrupted, range_test
-    from .registry import build_dataset, build_loss, build_model, build_optimizer, build_step
+    from .registry import build_collate, build_dataset, build_loss, build_model, build_optimizer, build_step
     from .repeats import combine
 
     rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
@@ -129,13 +129,12 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
     if spec.sweep.val is not None:
         dataset, val_batches = _validation_split(spec, dataset, device)
     fast = _fast_paths(spec, model, device)
-    optimizer, scales = build_optimizer(spec.optimizer, model, spec.sweep.start_lr)
+    loss_fn = _loss_on(build_loss(spec.loss), device)
+    optimizer, scales = build_optimizer(spec.optimizer, model, spec.sweep.start_lr, loss_fn)
     if ctx is not None:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    loss_fn = build_loss(spec.loss)
+        model, loss_fn = _data_parallel(model, loss_fn, device)
     step_fn = build_step(spec.step)
+    collate_fn = build_collate(spec.data.collate_fn)
     if spec.sweep.val is not None:
         val_fn = _val_fn(val_batches, loss_fn, step_fn)
     sweep = spec.sweep
@@ -153,7 +152,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
                 on_repeat(repeat, sweep.repeats)
             loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
                                  drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=seed, device=device,
-                                 rank=rank, world_size=world)
+                                 rank=rank, world_size=world, collate_fn=collate_fn)
             if spec.performance.device_batches:
                 loader = resident_batches(loader, sweep.num_iter * sweep.accumulation_steps, device)
         except KeyboardInterrupt:
@@ -168,7 +167,8 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
                 model, optimizer, loader, loss_fn,
                 start_lr=sweep.start_lr, end_lr=sweep.end_lr, num_iter=sweep.num_iter, mode=sweep.mode,
                 smoothing=sweep.smoothing, diverge_threshold=sweep.diverge_threshold,
-                accumulation_steps=sweep.accumulation_steps, precision=spec.precision, snapshot=sweep.snapshot,
+                accumulation_steps=sweep.accumulation_steps, max_grad_norm=sweep.clip_grad_norm,
+                max_grad_value=sweep.clip_grad_value, train_mode=sweep.train_mode, precision=spec.precision, snapshot=sweep.snapshot,
                 suggest_method=spec.suggest.method, schedule=spec.suggest.schedule, on_step=on_step, step_fn=step_fn,
                 group_scales=scales, sync_every=spec.performance.sync_every, val_fn=val_fn,
                 val_every=sweep.val.every if sweep.val else 10,
@@ -186,6 +186,25 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
     return combined()
 
 
+def _loss_on(loss_fn, device):
+    """A loss module (with parameters or buffers of its own, perhaps) on the sweep's device; a function as it is."""
+    import torch
+
+    return loss_fn.to(device) if isinstance(loss_fn, torch.nn.Module) else loss_fn
+
+
+def _data_parallel(model, loss_fn, device):
+    """The model, and a loss with trainable parameters, in DistributedDataParallel: their gradients are averaged across ranks."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from .registry import loss_parameters
+
+    ids = [device.index] if device.type == "cuda" else None
+    if loss_parameters(loss_fn, model):
+        loss_fn = DistributedDataParallel(loss_fn, device_ids=ids)
+    return DistributedDataParallel(model, device_ids=ids), loss_fn
+
+
 def _training_error(exc: Exception, spec: Spec, device) -> Exception:
     """The one-line RunError for a failure while sweeping (the exception itself when it is not from training)."""
     import torch
@@ -199,18 +218,71 @@ def _training_error(exc: Exception, spec: Spec, device) -> Exception:
     if not hasattr(exc, "lrfind_steps_done"):
         return exc  # not from training (an argument check or a bug of ours): reported as unexpected
     at = _step_text(exc, num_iter)
-    from .finder import LoaderExhausted
+    from .finder import LoaderExhausted, StepOutputError
 
     if isinstance(exc, LoaderExhausted):
         return RunError(f"data: {spec.data.name!r} {at}: {exc}")
+    if isinstance(exc, StepOutputError):
+        return RunError(_step_output_message(exc, spec, at))
     what, where = _plain_failure(exc)
     if _in_data_loading(exc):
         return RunError(f"data: reading a batch of {spec.data.name!r} failed {at}: {what}{where}; fix the dataset "
-                        "(its __getitem__ or data.transforms) or data.kwargs")
-    loss = f"loss {spec.loss.name!r}" if spec.loss else "the loss the model returns"
-    return RunError(f"the training step failed {at}: {what}{where}; check that "
-                    f"the output of model {spec.model.name!r} fits {loss} and the batches of "
-                    f"data {spec.data.name!r} (e.g. model.kwargs.num_classes)")
+                        "(its __getitem__ or data.transforms), data.kwargs, or data.collate_fn")
+    return RunError(f"the training step failed {at}: {what}{where}; {_failure_hint(what, spec)}")
+
+
+def _step_output_message(exc, spec: Spec, at: str) -> str:
+    """The step (or the loss the default step calls) returned no scalar tensor: name it and what it returned."""
+    if exc.source == "step" and spec.step:
+        return (f"step: {spec.step!r} returned {exc.returned} {at}, where the batch's loss is needed as a scalar tensor; "
+                "make it return the loss for every batch (a batch cannot be skipped)")
+    name = spec.loss.name if spec.loss else "?"
+    return (f"loss: {name!r} returned {exc.returned} {at}, where a scalar loss is needed; reduce it to one number "
+            "(e.g. loss.kwargs.reduction: mean) or compute the loss in a step function")
+
+
+def _failure_hint(what: str, spec: Spec) -> str:
+    """How to fix a failed training step, chosen from PyTorch's message (the first rule that matches)."""
+    for pattern, hint in _HINTS:
+        if pattern.search(what):
+            return hint(spec)
+    return f"check that the output of model {spec.model.name!r} fits {_loss_name(spec)} and the batches of data {spec.data.name!r}"
+
+
+def _loss_name(spec: Spec) -> str:
+    return f"loss {spec.loss.name!r}" if spec.loss else "the loss the model returns"
+
+
+def _batch_of_one_hint(spec: Spec) -> str:
+    if spec.data.batch_size == 1:
+        return "BatchNorm in training mode needs more than 1 sample per batch; raise data.batch_size"
+    return ("a batch of a single sample reached BatchNorm in training mode (the last, incomplete batch of an epoch); "
+            "set data.drop_last: true, or a data.batch_size that leaves no batch of 1")
+
+
+def _dtype_hint(spec: Spec) -> str:
+    return (f"the dtypes do not fit: check the targets of data {spec.data.name!r} against {_loss_name(spec)} "
+            "(CrossEntropyLoss and NLLLoss take class indices as int64; MSELoss, L1Loss and BCEWithLogitsLoss take "
+            "float targets) and the inputs against the model's dtype; convert them in the dataset or a step function")
+
+
+def _shape_hint(spec: Spec) -> str:
+    return (f"check that the output of model {spec.model.name!r} fits {_loss_name(spec)} and the batches of data "
+            f"{spec.data.name!r} (e.g. model.kwargs.num_classes)")
+
+
+def _no_grad_hint(spec: Spec) -> str:
+    where = f"step {spec.step!r}" if spec.step else f"model {spec.model.name!r}"
+    return (f"the loss has no gradient: {where} computed it without autograd (torch.no_grad(), .detach(), .item(), "
+            "or a model whose trainable parameters do not reach the loss); return the loss as computed")
+
+
+_HINTS: tuple[tuple[re.Pattern, Callable[[Spec], str]], ...] = (
+    (re.compile(r"Expected more than 1 value per channel"), _batch_of_one_hint),
+    (re.compile(r"does not require grad"), _no_grad_hint),
+    (re.compile(r"dtype|scalar type|can't be cast|not implemented for '", re.IGNORECASE), _dtype_hint),
+    (re.compile(r"shape|size|out of bounds|must match|dimension|Target -?\d+", re.IGNORECASE), _shape_hint),
+)
 
 
 def _step_text(exc: BaseException, num_iter: int) -> str:
@@ -260,7 +332,7 @@ def _validation_split(spec: Spec, dataset, device):
     from torch.utils.data import DataLoader, Subset
 
     from .finder import _to_device
-    from .registry import build_dataset
+    from .registry import build_collate, build_dataset
 
     val = spec.sweep.val
     gen = torch.Generator().manual_seed(spec.seed)
@@ -274,18 +346,19 @@ def _validation_split(spec: Spec, dataset, device):
     if wanted == 0:
         raise RunError("sweep.val: the validation split is empty; raise sweep.val.fraction or check sweep.val.kwargs")
     picked = Subset(held_out, torch.randperm(len(held_out), generator=gen)[:wanted].tolist())
-    batches = [_to_device(b, device) for b in DataLoader(picked, batch_size=spec.data.batch_size)]
+    collate_fn = build_collate(spec.data.collate_fn)
+    batches = [_to_device(b, device) for b in DataLoader(picked, batch_size=spec.data.batch_size, collate_fn=collate_fn)]
     return dataset, batches
 
 
 def _val_fn(batches: list, loss_fn, step_fn) -> Callable:
     """The mean loss over the fixed validation batches, computed with the sweep's own step."""
-    from .finder import default_step
+    from .finder import default_step, scalar_loss
 
     step = step_fn or default_step
 
     def evaluate(model):
-        return sum(step(model, batch, loss_fn).float() for batch in batches) / len(batches)
+        return sum(scalar_loss(step(model, batch, loss_fn), step, loss_fn).float() for batch in batches) / len(batches)
 
     return evaluate
 
@@ -334,7 +407,37 @@ def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]
     """
     index = best_run(runs)
     result = runs[index][1]
-    document = result.to_dict(loaded.spec.model_dump(mode="json"))
+    document = _document(loaded, runs, index, interrupted)
+    # After a normal end every rank waits here until rank 0 has written the files (an interrupted run
+    # does not: its ranks may be stopped at different collectives).
+    from .distributed import all_finished
+
+    together = ctx if not interrupted else None
+    if ctx is not None and not ctx.is_main:
+        if all_finished(together):
+            raise RunError(f"output.dir: rank 0 could not write the outputs to {str(out_dir)!r} (its error says why)")
+        return RunOutcome(result=result, out_dir=out_dir, paths={}, document=document)
+    try:
+        with signals_held() as held:  # all three files, or a signal waits: never a result without its plot
+            paths = write_outputs(result, out_dir, document)
+            curves = [(variant_label(o) if loaded.spec.grid else "", r) for o, r in runs]
+            paths["png"] = save_plot(curves, out_dir / PLOT_PNG, title_of(loaded))
+    except Exception as exc:
+        all_finished(together, failed=True)
+        if isinstance(exc, OSError):
+            raise RunError(f"output.dir: cannot write to {str(out_dir)!r}: {exc.strerror or exc}; "
+                           "choose another path with --out") from None
+        raise
+    all_finished(together)
+    if held:
+        deliver(held)  # Ctrl-C or SIGTERM while writing: the outputs are complete, now it acts
+    return RunOutcome(result=result, out_dir=out_dir, paths=paths, document=document)
+
+
+def _document(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]], index: int,
+              interrupted: bool) -> dict[str, Any]:
+    """result.json: the best run's fields on top; with a grid, every run and which one is on top."""
+    document = runs[index][1].to_dict(loaded.spec.model_dump(mode="json"))
     if interrupted and loaded.spec.grid:
         document["status"] = "interrupted"
         document["stop_reason"] = f"interrupted with {len(runs)} of {len(loaded.variants)} runs measured (the last may be partial)"
@@ -342,18 +445,7 @@ def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]
         document["best_run"] = {"index": index, "overrides": runs[index][0],
                                 "criterion": BEST_RUN_CRITERION}
         document["runs"] = [_run_entry(overrides, r) for overrides, r in runs]
-    if ctx is not None and not ctx.is_main:
-        return RunOutcome(result=result, out_dir=out_dir, paths={}, document=document)
-    try:
-        with signals_held() as held:  # all three files, or a signal waits: never a result without its plot
-            paths = write_outputs(result, out_dir, document)
-            curves = [(variant_label(o) if loaded.spec.grid else "", r) for o, r in runs]
-            paths["png"] = save_plot(curves, out_dir / PLOT_PNG, title_of(loaded))
-    except OSError as exc:
-        raise RunError(f"output.dir: cannot write to {str(out_dir)!r}: {exc.strerror or exc}; choose another path with --out") from None
-    if held:
-        deliver(held)  # Ctrl-C or SIGTERM while writing: the outputs are complete, now it acts
-    return RunOutcome(result=result, out_dir=out_dir, paths=paths, document=document)
+    return document
 
 
 def _run_entry(overrides: dict[str, Any], result: RangeTestResult) -> dict[str, Any]:

@@ -28,28 +28,37 @@ class Snapshot:
 
     Tensors are copied to CPU memory (pinned when they live on CUDA), or written to a
     private temporary file with `to_disk=True`, so the snapshot never doubles GPU memory.
+    A `loss` module (one with parameters or buffers of its own) is captured and restored with the model.
     """
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scaler: Any = None
     to_disk: bool = False
+    loss: torch.nn.Module | None = None
     _tensors: dict[str, Any] | None = field(default=None, repr=False)
     _modes: dict[str, bool] = field(default_factory=dict, repr=False)
     _rng: _RngState | None = field(default=None, repr=False)
     _dir: str | None = field(default=None, repr=False)
 
+    def _modules(self) -> torch.nn.Module:
+        """The model, or the model and the loss side by side (a container that leaves both untouched)."""
+        if self.loss is None or self.loss is self.model:
+            return self.model
+        return torch.nn.ModuleDict({"model": self.model, "loss": self.loss})
+
     def capture(self) -> Snapshot:
+        tracked = self._modules()
         state = {
-            "params": {n: _to_cpu(p) for n, p in self.model.named_parameters()},
-            "grads": {n: None if p.grad is None else _to_cpu(p.grad) for n, p in self.model.named_parameters()},
-            "buffers": {n: _to_cpu(b) for n, b in self.model.named_buffers()},
+            "params": {n: _to_cpu(p) for n, p in tracked.named_parameters()},
+            "grads": {n: None if p.grad is None else _to_cpu(p.grad) for n, p in tracked.named_parameters()},
+            "buffers": {n: _to_cpu(b) for n, b in tracked.named_buffers()},
             "optimizer": _map_tensors(self.optimizer.state_dict(), _to_cpu),
             "scaler": copy.deepcopy(self.scaler.state_dict()) if self.scaler is not None else None,
         }
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             torch.cuda.synchronize()  # the pinned copies above were non-blocking
-        self._modes = {n: m.training for n, m in self.model.named_modules()}
+        self._modes = {n: m.training for n, m in tracked.named_modules()}
         self._rng = _RngState(
             python=random.getstate(),
             numpy=np.random.get_state(),
@@ -69,8 +78,9 @@ class Snapshot:
         if self._rng is None:
             raise RuntimeError("restore() called before capture()")
         state = self._load()
+        tracked = self._modules()
         with torch.no_grad():
-            params = dict(self.model.named_parameters())
+            params = dict(tracked.named_parameters())
             for name, saved in state["params"].items():
                 params[name].copy_(saved)
             for name, saved in state["grads"].items():
@@ -81,7 +91,7 @@ class Snapshot:
                     param.grad = saved.to(param.device, copy=True)
                 else:
                     param.grad.copy_(saved)
-            buffers = dict(self.model.named_buffers())
+            buffers = dict(tracked.named_buffers())
             for name, saved in state["buffers"].items():
                 buffers[name].copy_(saved)
         # load_state_dict may keep references to the tensors it is given: hand it a copy so the
@@ -89,7 +99,7 @@ class Snapshot:
         self.optimizer.load_state_dict(_map_tensors(state["optimizer"], lambda t: t.clone()))
         if self.scaler is not None and state["scaler"]:
             self.scaler.load_state_dict(copy.deepcopy(state["scaler"]))
-        for name, module in self.model.named_modules():
+        for name, module in tracked.named_modules():
             if name in self._modes:
                 module.training = self._modes[name]
         random.setstate(self._rng.python)

@@ -47,6 +47,7 @@ class DataSpec(_Strict):
     name: str = "synthetic"
     kwargs: dict[str, Any] = Field(default_factory=dict)
     transforms: list[TransformSpec] | None = None
+    collate_fn: str | None = None  # "package.module:function" that makes a batch from a list of samples (padding)
     batch_size: Whole = Field(128, ge=1)
     num_workers: Whole = Field(0, ge=0)
     shuffle: bool = True
@@ -100,6 +101,9 @@ class SweepSpec(_Strict):
     smoothing: float = Field(0.98, ge=0, lt=1)
     diverge_threshold: float = Field(4.0, gt=1)
     accumulation_steps: Whole = Field(1, ge=1)
+    clip_grad_norm: float | None = Field(None, gt=0)  # once per optimizer step, after accumulation (and unscaling)
+    clip_grad_value: float | None = Field(None, gt=0)
+    train_mode: Literal["keep", "all"] = "keep"  # keep: modules in eval mode at the start stay in eval mode
     snapshot: Literal["memory", "disk"] = "memory"
     val: ValSpec | None = None  # validation-loss mode (off by default)
     repeats: Whole = Field(1, ge=1)  # range tests from the same start with different data order, combined

@@ -1,6 +1,7 @@
 """torchrun with 2 CPU processes (Gloo): one result, mean loss across ranks, exact restore, no hangs."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -81,3 +82,22 @@ def test_a_rank_that_raises_ends_the_whole_run_with_a_non_zero_exit(tmp_path):
     proc = torchrun(["-m", "lrfind_cli", "run", str(spec), "--set", "device=cpu", "--out", str(tmp_path / "out")], cwd=tmp_path)
     assert proc.returncode != 0
     assert "rank 1 fails on purpose" in proc.stderr
+
+
+def test_a_two_rank_run_without_a_suggestion_exits_3_on_both_ranks_with_complete_outputs(tmp_path):
+    # The first rank to exit non-zero makes the launcher SIGTERM the others: every rank must wait until rank 0
+    # has written the outputs and printed its lines, then all exit with the same code.
+    out = tmp_path / "out"
+    flat = ["--set", "sweep.num_iter=12", "--set", "sweep.start_lr=1e-12", "--set", "sweep.end_lr=1e-10",
+            "--set", "data.kwargs.num_samples=64", "--set", "data.shuffle=false"]
+    proc = torchrun(["-m", "lrfind_cli", "run", "configs/tiny.yaml", "--set", "device=cpu", *flat, "--out", str(out), "-q"])
+
+    codes = {int(rank): int(code) for rank, code in
+             re.findall(r"rank\s*:\s*(\d+) \(local_rank.*?\n\s*exitcode\s*:\s*(-?\d+)", proc.stderr)}
+    assert codes == {0: 3, 1: 3}, proc.stderr[-3000:]
+    assert proc.stderr.count("no usable suggestion") == 2  # both ranks said why, neither was cut short
+    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "lr_find.png", "result.json"]
+    doc = json.loads((out / "result.json").read_text())
+    assert doc["suggested_lr"] is None and doc["num_steps"] == 12 and doc["world_size"] == 2
+    assert len((out / "history.csv").read_text().splitlines()) == 13
+    assert (out / "lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
