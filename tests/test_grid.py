@@ -56,6 +56,8 @@ def test_larger_batches_diverge_at_larger_learning_rates(tmp_path):
     assert all(r["status"] == "diverged" for r in runs)
     divergence = [r["history"]["lr"][-1] for r in runs]
     assert divergence[0] < divergence[1] < divergence[2]
+    suggested = [r["suggested_lr"] for r in runs]  # and the answer follows, as the README says
+    assert suggested[0] < suggested[1] < suggested[2]
 
 
 def test_grid_variants_are_all_validated_before_anything_runs(tmp_path):
