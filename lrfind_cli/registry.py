@@ -43,6 +43,10 @@ def import_object(path: str) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        if exc.name == module_name and "." in module_name:
+            # A dotted Hydra/Lightning target names a nested attribute ('pkg.mod.Class.create'): move one part over.
+            outer, _, last = module_name.rpartition(".")
+            return import_object(f"{outer}:{last}.{attr_path}")
         if exc.name and module_name.startswith(exc.name):
             fix = "check the spelling, install it, or run from the directory that contains it"
             raise UnknownName(f"module {module_name!r} not found", fix) from None
@@ -386,6 +390,8 @@ def build_dataset(spec) -> Any:
         ) from None
     if transform is not None and not takes_transform:
         dataset = TransformedDataset(dataset, transform)
+    if spec.transforms is not None:
+        finish_with_tensors(dataset, transform)
     return dataset
 
 
@@ -394,9 +400,35 @@ def build_transforms(items, *, default: bool) -> Callable | None:
 
     if items is None:
         # Images from torchvision datasets arrive as PIL images: make float tensors in [0, 1].
-        return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]) if default else None
+        return v2.Compose(_to_float_tensor()) if default else None
     steps = [call_user(resolve_transform(t.name), t.kwargs, f"data.transforms: building {t.name!r}") for t in items]
     return v2.Compose(steps)
+
+
+def _to_float_tensor() -> list:
+    from torchvision.transforms import v2
+
+    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+
+
+def finish_with_tensors(dataset: Any, transform: Any) -> None:
+    """A `transforms` list whose output is still a PIL image gets ToImage + ToDtype(float32, scale=True) appended.
+
+    Without them the batch cannot be collated; the first sample tells (the list is not guessed from names,
+    since a user's own transform may convert too).
+    """
+    from PIL import Image
+
+    steps = getattr(transform, "transforms", None)
+    if not isinstance(steps, list):
+        return
+    try:
+        sample = dataset[0]
+    except Exception:
+        return  # an empty or unusual dataset: the sweep reports its own error, with the step it happened at
+    first = sample[0] if isinstance(sample, (tuple, list)) and sample else sample
+    if isinstance(first, Image.Image):
+        steps.extend(_to_float_tensor())
 
 
 class TransformedDataset(torch.utils.data.Dataset):
