@@ -182,7 +182,7 @@ def schema() -> None:
 def compare(
     results: Annotated[list[Path], typer.Argument(help="result.json files (or directories holding one).", metavar="RESULT",
                                                   show_default=False)],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the overlaid plot.")] = Path("compare.png"),
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="Where to write the overlaid plot.")] = Path("compare.png"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -264,8 +264,7 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
 
     signal.signal(signal.SIGTERM, on_sigterm)  # before the (slow) loading, so an early SIGTERM also exits 143
     # Keys and types are checked without torch; the line below shows before torch takes seconds to load.
-    first_line = None if (quiet or json_out) else lambda: _say(f"{spec_path}: loading torch to check names and build the run")
-    loaded = load_spec(spec_path, overrides, on_targets=first_line)
+    loaded = load_spec(spec_path, overrides, on_targets=_first_line(spec_path, silent=quiet or json_out))
     from .runner import Interrupted, run_spec, title_of
     from .ui import LiveReporter
 
@@ -280,16 +279,14 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
     except Interrupted as stop:
         if json_out and main_rank:
             sys.stdout.write(stop.outcome.json_text)
-        if main_rank:
-            _write_summary(summary, stop.outcome, loaded)
+        _write_summary(summary, stop.outcome, loaded, main_rank)
         _say(f"interrupted: partial result in {stop.outcome.out_dir}; the model was restored")
         raise typer.Exit(EXIT_TERMINATED if terminated["seen"] else EXIT_INTERRUPTED) from None
     except LrfindError as exc:
         exc.args = (_located(str(exc), loaded),)
         raise
     result = outcome.result
-    if main_rank:
-        _write_summary(summary, outcome, loaded)
+    _write_summary(summary, outcome, loaded, main_rank)
     if not main_rank:
         pass
     elif json_out:
@@ -307,13 +304,20 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
         raise typer.Exit(EXIT_NO_SUGGESTION)
 
 
-def _write_summary(option: Path | None, outcome, loaded) -> None:
-    """Append the markdown summary for CI; a summary that cannot be written is a warning, not a failed run."""
+def _first_line(spec_path: Path, silent: bool):
+    """What to say before torch loads (seconds on a small machine), so the screen is not blank; None when silent."""
+    if silent:
+        return None
+    return lambda: _say(f"{spec_path}: loading torch to check names and build the run")
+
+
+def _write_summary(option: Path | None, outcome, loaded, main_rank: bool) -> None:
+    """Append the markdown summary for CI (rank 0 only); one that cannot be written is a warning, not a failed run."""
     from .runner import title_of
     from .summary import append_summary, markdown_summary, summary_path
 
     path = summary_path(option)
-    if path is None:
+    if path is None or not main_rank:
         return
     text = markdown_summary(outcome.result, title_of(loaded), outcome.out_dir, len(outcome.document.get("runs") or []))
     try:

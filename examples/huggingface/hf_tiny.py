@@ -10,7 +10,8 @@ import torch
 def tiny_gpt2(vocab_size: int = 128, n_positions: int = 64, n_embd: int = 32, n_layer: int = 2, n_head: int = 2):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    config = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head)
+    config = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+                        bos_token_id=0, eos_token_id=0)
     return GPT2LMHeadModel(config)
 
 
