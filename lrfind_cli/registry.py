@@ -77,7 +77,7 @@ def resolve_model(name: str) -> Callable[..., torch.nn.Module]:
     try:
         return models.get_model_builder(name.lower())
     except (ValueError, KeyError):
-        raise UnknownName(f"unknown model {name!r}", _did_you_mean(name, list(BUILTIN_MODELS) + models.list_models())) from None
+        raise UnknownName(f"unknown model {name!r}", _hint(name, list(BUILTIN_MODELS) + models.list_models(), "models")) from None
 
 
 def _timm_model(name: str) -> Callable[..., torch.nn.Module]:
@@ -104,7 +104,7 @@ def resolve_dataset(name: str) -> Callable[..., Any]:
     if name.lower() in table:
         return table[name.lower()]
     choices = list(BUILTIN_DATASETS) + sorted(cls.__name__ for cls in table.values())
-    raise UnknownName(f"unknown dataset {name!r}", _did_you_mean(name, choices))
+    raise UnknownName(f"unknown dataset {name!r}", _hint(name, choices, "datasets"))
 
 
 def resolve_transform(name: str) -> Callable[..., Any]:
@@ -115,7 +115,7 @@ def resolve_transform(name: str) -> Callable[..., Any]:
     table = {n.lower(): getattr(v2, n) for n in dir(v2) if not n.startswith("_") and inspect.isclass(getattr(v2, n))}
     if name.lower() in table:
         return table[name.lower()]
-    raise UnknownName(f"unknown transform {name!r}", _did_you_mean(name, [c.__name__ for c in table.values()]))
+    raise UnknownName(f"unknown transform {name!r}", _hint(name, [c.__name__ for c in table.values()], "transforms"))
 
 
 def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
@@ -124,7 +124,7 @@ def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
     table = _optimizers()
     if name.lower() in table:
         return table[name.lower()]
-    raise UnknownName(f"unknown optimizer {name!r}", _did_you_mean(name, [c.__name__ for c in table.values()]))
+    raise UnknownName(f"unknown optimizer {name!r}", _hint(name, [c.__name__ for c in table.values()], "optimizers"))
 
 
 def resolve_loss(name: str) -> Callable[..., Any]:
@@ -133,7 +133,7 @@ def resolve_loss(name: str) -> Callable[..., Any]:
     table = _losses()
     if name.lower() in table:
         return table[name.lower()]
-    raise UnknownName(f"unknown loss {name!r}", _did_you_mean(name, [c.__name__ for c in table.values()]))
+    raise UnknownName(f"unknown loss {name!r}", _hint(name, [c.__name__ for c in table.values()], "losses"))
 
 
 def list_names(kind: str) -> list[str]:
@@ -298,6 +298,11 @@ def _return_class(fn: Callable) -> type | None:
     except Exception:
         hint = inspect.signature(fn).return_annotation
     return hint if inspect.isclass(hint) else None
+
+
+def _hint(name: str, choices: list[str], kind: str) -> str:
+    """The close matches, or where to see every name: `lrfind ls KIND`."""
+    return _did_you_mean(name, choices) or f"run `lrfind ls {kind}` for the names, or give an import path module:attr"
 
 
 def _did_you_mean(name: str, choices: list[str]) -> str:

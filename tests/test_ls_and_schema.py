@@ -98,3 +98,13 @@ def test_every_example_points_editors_at_the_schema_on_its_second_line(path):
     assert schema_path == (REPO / "configs" / SCHEMA_FILE).resolve()
     if path.parent.name == "configs":
         assert second == MODELINE
+
+
+def test_an_unknown_name_without_a_close_match_points_at_lrfind_ls(cli_runner):
+    from tests.test_cli import TINY, error_lines
+
+    result = invoke(cli_runner, ["validate", TINY, "--set", "optimizer.name=Zorglub"])
+
+    assert result.exit_code == 2
+    assert error_lines(result.stderr) == ["error: --set optimizer.name=Zorglub (optimizer.name): unknown optimizer 'Zorglub' "
+                                          "(run `lrfind ls optimizers` for the names, or give an import path module:attr)"]
