@@ -29,8 +29,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: no `<bool>` type column, and paragraphs marked \b keep their lines
     help="Find a good learning rate with Leslie Smith's range test, driven by a YAML spec.",
-    epilog="Examples:  lrfind run configs/resnet.yaml  |  lrfind run spec.yaml --set sweep.num_iter=50 -q  |  "
-    "lrfind validate spec.yaml",
+    epilog="\b\nExamples:\n  lrfind run configs/resnet.yaml\n  lrfind run spec.yaml --set sweep.num_iter=50 -q\n"
+    "  lrfind validate spec.yaml\n  lrfind ls optimizers\n\n"
+    "\b\nExit codes: 0 suggestion, 1 runtime failure, 2 usage or spec error,\n"
+    "3 no usable suggestion, 130/143 interrupted (see `lrfind run --help`).",
 )
 
 SpecArg = Annotated[Path, typer.Argument(help="The YAML spec file.", metavar="SPEC", show_default=False)]
@@ -76,10 +78,10 @@ def run(
     \b
     Exit codes:
       0    a suggestion was found
-      1    runtime failure (missing data, bad checkpoint, model and loss do not fit)
+      1    runtime failure (missing data, bad checkpoint, model and loss misfit)
       2    usage or spec error (nothing was trained)
       3    finished without a usable suggestion (result.json is still written)
-      130  interrupted by Ctrl-C, 143 by SIGTERM (partial result written, model restored)
+      130  interrupted by Ctrl-C, 143 by SIGTERM (partial result, model restored)
 
     Examples:
 

@@ -181,11 +181,12 @@ def test_run_help_has_no_type_noise_and_one_exit_code_per_line(cli_runner):
                  "  -q, --quiet      No live output; print only the suggested lr (not with",
                  "  Exit codes:",
                  "    0    a suggestion was found",
-                 "    1    runtime failure (missing data, bad checkpoint, model and loss do not fit)",
+                 "    1    runtime failure (missing data, bad checkpoint, model and loss misfit)",
                  "    2    usage or spec error (nothing was trained)",
                  "    3    finished without a usable suggestion (result.json is still written)",
-                 "    130  interrupted by Ctrl-C, 143 by SIGTERM (partial result written, model restored)"]:
+                 "    130  interrupted by Ctrl-C, 143 by SIGTERM (partial result, model restored)"]:
         assert line in lines, line
+    assert all(len(line) <= 80 for line in lines)  # nothing wraps in an 80-column terminal
 
 
 def test_help_through_a_pipe_keeps_the_exit_codes_on_their_lines():
@@ -302,3 +303,14 @@ def test_an_import_path_may_name_a_module_beside_the_spec(tmp_path, cli_runner):
 
     assert result.exit_code == 0, result.stderr
     assert result.stderr == f"{here / 'spec.yaml'}: valid (beside_spec_model:build, SGD, synthetic)\n"
+
+
+def test_top_level_help_lists_examples_and_exit_codes_on_lines_that_fit_80_columns(cli_runner):
+    result = invoke(cli_runner, ["--help"])
+
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert "    lrfind ls optimizers" in lines
+    assert "  Exit codes: 0 suggestion, 1 runtime failure, 2 usage or spec error," in lines
+    assert "  3 no usable suggestion, 130/143 interrupted (see `lrfind run --help`)." in lines
+    assert all(len(line) <= 80 for line in lines)
