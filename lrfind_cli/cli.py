@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 import traceback
@@ -12,22 +13,34 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, EXIT_NO_SUGGESTION, EXIT_RUNTIME, EXIT_TERMINATED, LrfindError, short_message
+from .errors import (
+    EXIT_INTERRUPTED,
+    EXIT_NO_SUGGESTION,
+    EXIT_RUNTIME,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    LrfindError,
+    short_message,
+)
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: no `<bool>` type column, and paragraphs marked \b keep their lines
     help="Find a good learning rate with Leslie Smith's range test, driven by a YAML spec.",
-    epilog="Examples:  lrfind run configs/resnet.yaml  |  lrfind run spec.yaml --set sweep.num_iter=50 -q  |  "
-    "lrfind validate spec.yaml",
+    epilog="\b\nExamples:\n  lrfind run configs/resnet.yaml\n  lrfind run spec.yaml --set sweep.num_iter=50 -q\n"
+    "  lrfind validate spec.yaml\n  lrfind ls optimizers\n\n"
+    "\b\nExit codes: 0 suggestion, 1 runtime failure, 2 usage or spec error,\n"
+    "3 no usable suggestion, 130/143 interrupted (see `lrfind run --help`).",
 )
 
 SpecArg = Annotated[Path, typer.Argument(help="The YAML spec file.", metavar="SPEC", show_default=False)]
 SetOpt = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer needs Optional on Python 3.10
-    typer.Option("--set", help="Override a spec key, e.g. --set sweep.num_iter=50 (repeatable; value is YAML).",
-                 show_default=False),
+    typer.Option("--set", metavar="KEY=VALUE", show_default=False,
+                 help="Override a spec key, e.g. --set sweep.num_iter=50 or --set optimizer.param_groups.0.lr_scale=0.5 "
+                 "(repeatable; the value is YAML)."),
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")]
 
@@ -49,16 +62,26 @@ def _root(
 def run(
     spec: SpecArg,
     set_: SetOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default: lrfind-out/<spec stem>).")] = None,  # noqa: UP045
-    device: Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = None,  # noqa: UP045
-    json_out: Annotated[bool, typer.Option("--json", help="Print result.json on stdout and nothing else.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live output; print only the suggested lr.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="DIR",  # noqa: UP045
+                                                help="Output directory (default: lrfind-out/<spec stem>).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", metavar="DEVICE",  # noqa: UP045
+                                                  help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print result.json on stdout and nothing else (not with -q).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live output; print only the suggested lr (not with --json).")] = False,
+    summary: Annotated[Optional[Path], typer.Option("--summary", metavar="FILE",  # noqa: UP045
+                                                    help="Append a markdown summary to FILE (default: $GITHUB_STEP_SUMMARY "
+                                                    "when set).")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the range test: sweep, restore, suggest; write result.json, history.csv and lr_find.png.
 
-    Exit codes: 0 suggestion found, 1 runtime failure, 2 usage or spec error, 3 no usable
-    suggestion, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); both write the partial result.
+    \b
+    Exit codes:
+      0    a suggestion was found
+      1    runtime failure (missing data, bad checkpoint, model and loss misfit)
+      2    usage or spec error (nothing was trained)
+      3    finished without a usable suggestion (result.json is still written)
+      130  interrupted by Ctrl-C, 143 by SIGTERM (partial result, model restored)
 
     Examples:
 
@@ -73,7 +96,11 @@ def run(
         overrides.append(f"device={device}")
     if out is not None:
         overrides.append(f"output.dir={_yaml_string(str(out))}")
-    _guarded(verbose, lambda: _run(spec, overrides, json_out, quiet, verbose))
+    if json_out and quiet:
+        _say("error: --json and --quiet: --json prints the whole result on stdout, -q only the learning rate "
+             "(use one of them)")
+        raise typer.Exit(EXIT_USAGE)
+    _guarded(verbose, lambda: _run(spec, overrides, json_out, quiet, verbose, summary))
 
 
 @app.command()
@@ -96,11 +123,68 @@ def validate(spec: SpecArg, set_: SetOpt = None, verbose: VerboseOpt = False) ->
     _guarded(verbose, check)
 
 
+class Kind(str, enum.Enum):
+    models = "models"
+    datasets = "datasets"
+    optimizers = "optimizers"
+    losses = "losses"
+    transforms = "transforms"
+
+
+@app.command("ls")
+def ls(
+    kind: Annotated[Kind, typer.Argument(help="What to list.", metavar="KIND", show_default=False)],
+    pattern: Annotated[Optional[str], typer.Argument(help="A case-insensitive glob, e.g. 'adam*' or '*Loss'.",  # noqa: UP045
+                                                     metavar="GLOB", show_default=False)] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """List the names a spec may use for models, datasets, optimizers, losses or transforms, one per line.
+
+    Any "package.module:attr" import path works too; `timm:NAME` models when timm is installed
+    (list them with a glob such as 'timm:resnet*').
+
+    Examples:
+
+      lrfind ls optimizers
+
+      lrfind ls models 'resnet*'
+
+      lrfind ls losses '*entropy*'
+    """
+
+    def show() -> None:
+        from .catalog import registry
+
+        names = registry(kind.value).list(pattern)
+        if names:
+            sys.stdout.write("".join(f"{name}\n" for name in names))
+        else:
+            _say(f"no {kind.value} match {pattern!r}; run `lrfind ls {kind.value}` for all of them")
+
+    _guarded(verbose, show)
+
+
+@app.command()
+def schema() -> None:
+    """Print the spec's JSON Schema (for editor completion and checks of spec files).
+
+    Save it beside your specs and point your editor at it with a first line such as
+    `# yaml-language-server: $schema=./lrfind.schema.json` (the YAML extension of VS Code and others).
+
+    Examples:
+
+      lrfind schema > lrfind.schema.json
+    """
+    from .schema import schema_text
+
+    sys.stdout.write(schema_text())
+
+
 @app.command()
 def compare(
     results: Annotated[list[Path], typer.Argument(help="result.json files (or directories holding one).", metavar="RESULT",
                                                   show_default=False)],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the overlaid plot.")] = Path("compare.png"),
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="Where to write the overlaid plot.")] = Path("compare.png"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -162,7 +246,8 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interrupt so the sweep stops, restores and writes its partial result."""
 
 
-def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, verbose: bool = False) -> None:
+def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, verbose: bool = False,
+         summary: Path | None = None) -> None:
     from .distributed import env_rank
     from .spec import load_spec
 
@@ -180,7 +265,8 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
     import signal
 
     signal.signal(signal.SIGTERM, on_sigterm)  # before the (slow) loading, so an early SIGTERM also exits 143
-    loaded = load_spec(spec_path, overrides)
+    # Keys and types are checked without torch; the line below shows before torch takes seconds to load.
+    loaded = load_spec(spec_path, overrides, on_targets=_first_line(spec_path, silent=quiet or json_out))
     from .runner import Interrupted, run_spec, title_of
     from .ui import LiveReporter
 
@@ -195,12 +281,14 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
     except Interrupted as stop:
         if json_out and main_rank:
             sys.stdout.write(stop.outcome.json_text)
+        _write_summary(summary, stop.outcome, loaded, main_rank)
         _say(f"interrupted: partial result in {stop.outcome.out_dir}; the model was restored")
         raise typer.Exit(EXIT_TERMINATED if terminated["seen"] else EXIT_INTERRUPTED) from None
     except LrfindError as exc:
         exc.args = (_located(str(exc), loaded),)
         raise
     result = outcome.result
+    _write_summary(summary, outcome, loaded, main_rank)
     if not main_rank:
         pass
     elif json_out:
@@ -226,6 +314,28 @@ def _exit_together(code: int) -> None:
 
     if end_together(code):
         raise typer.Exit(code)
+
+
+def _first_line(spec_path: Path, silent: bool):
+    """What to say before torch loads (seconds on a small machine), so the screen is not blank; None when silent."""
+    if silent:
+        return None
+    return lambda: _say(f"{spec_path}: loading torch to check names and build the run")
+
+
+def _write_summary(option: Path | None, outcome, loaded, main_rank: bool) -> None:
+    """Append the markdown summary for CI (rank 0 only); one that cannot be written is a warning, not a failed run."""
+    from .runner import title_of
+    from .summary import append_summary, markdown_summary, summary_path
+
+    path = summary_path(option)
+    if path is None or not main_rank:
+        return
+    text = markdown_summary(outcome.result, title_of(loaded), outcome.out_dir, len(outcome.document.get("runs") or []))
+    try:
+        append_summary(path, text)
+    except OSError as exc:
+        _say(f"warning: cannot append the summary to {path}: {exc.strerror or exc}; check --summary or $GITHUB_STEP_SUMMARY")
 
 
 def _located(message: str, loaded) -> str:

@@ -1,4 +1,4 @@
-"""Built-in small models for the example specs: a causal language model and a tabular MLP."""
+"""Built-in small models for the example specs: a causal language model, a tabular MLP and a tiny classifier."""
 
 from __future__ import annotations
 
@@ -52,4 +52,10 @@ def mlp_regressor(in_features: int = 16, hidden: int = 64, depth: int = 2, out_f
     return nn.Sequential(*layers)
 
 
-BUILTIN_MODELS = {"tiny_causal_lm": TinyCausalLM, "mlp_regressor": mlp_regressor}
+def tiny_mlp(in_features: int = 48, num_classes: int = 4, hidden: int = 32) -> nn.Module:
+    """A tiny classifier (flatten, linear, BatchNorm, ReLU, linear): configs/tiny.yaml runs it in seconds."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                         nn.Linear(hidden, num_classes))
+
+
+BUILTIN_MODELS = {"tiny_causal_lm": TinyCausalLM, "mlp_regressor": mlp_regressor, "tiny_mlp": tiny_mlp}

@@ -43,6 +43,10 @@ def import_object(path: str) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        if exc.name == module_name and "." in module_name:
+            # A dotted Hydra/Lightning target names a nested attribute ('pkg.mod.Class.create'): move one part over.
+            outer, _, last = module_name.rpartition(".")
+            return import_object(f"{outer}:{last}.{attr_path}")
         if exc.name and module_name.startswith(exc.name):
             fix = "check the spelling, install it, or run from the directory that contains it"
             raise UnknownName(f"module {module_name!r} not found", fix) from None
@@ -73,7 +77,7 @@ def resolve_model(name: str) -> Callable[..., torch.nn.Module]:
     try:
         return models.get_model_builder(name.lower())
     except (ValueError, KeyError):
-        raise UnknownName(f"unknown model {name!r}", _did_you_mean(name, list(BUILTIN_MODELS) + models.list_models())) from None
+        raise UnknownName(f"unknown model {name!r}", _hint(name, list(BUILTIN_MODELS) + models.list_models(), "models")) from None
 
 
 def _timm_model(name: str) -> Callable[..., torch.nn.Module]:
@@ -100,7 +104,7 @@ def resolve_dataset(name: str) -> Callable[..., Any]:
     if name.lower() in table:
         return table[name.lower()]
     choices = list(BUILTIN_DATASETS) + sorted(cls.__name__ for cls in table.values())
-    raise UnknownName(f"unknown dataset {name!r}", _did_you_mean(name, choices))
+    raise UnknownName(f"unknown dataset {name!r}", _hint(name, choices, "datasets"))
 
 
 def resolve_transform(name: str) -> Callable[..., Any]:
@@ -111,7 +115,7 @@ def resolve_transform(name: str) -> Callable[..., Any]:
     table = {n.lower(): getattr(v2, n) for n in dir(v2) if not n.startswith("_") and inspect.isclass(getattr(v2, n))}
     if name.lower() in table:
         return table[name.lower()]
-    raise UnknownName(f"unknown transform {name!r}", _did_you_mean(name, [c.__name__ for c in table.values()]))
+    raise UnknownName(f"unknown transform {name!r}", _hint(name, [c.__name__ for c in table.values()], "transforms"))
 
 
 def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
@@ -120,7 +124,7 @@ def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
     table = _optimizers()
     if name.lower() in table:
         return table[name.lower()]
-    raise UnknownName(f"unknown optimizer {name!r}", _did_you_mean(name, [c.__name__ for c in table.values()]))
+    raise UnknownName(f"unknown optimizer {name!r}", _hint(name, [c.__name__ for c in table.values()], "optimizers"))
 
 
 def resolve_loss(name: str) -> Callable[..., Any]:
@@ -129,7 +133,7 @@ def resolve_loss(name: str) -> Callable[..., Any]:
     table = _losses()
     if name.lower() in table:
         return table[name.lower()]
-    raise UnknownName(f"unknown loss {name!r}", _did_you_mean(name, [c.__name__ for c in table.values()]))
+    raise UnknownName(f"unknown loss {name!r}", _hint(name, [c.__name__ for c in table.values()], "losses"))
 
 
 def list_names(kind: str) -> list[str]:
@@ -305,6 +309,11 @@ def _return_class(fn: Callable) -> type | None:
     return hint if inspect.isclass(hint) else None
 
 
+def _hint(name: str, choices: list[str], kind: str) -> str:
+    """The close matches, or where to see every name: `lrfind ls KIND`."""
+    return _did_you_mean(name, choices) or f"run `lrfind ls {kind}` for the names, or give an import path module:attr"
+
+
 def _did_you_mean(name: str, choices: list[str]) -> str:
     lowered = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
@@ -395,6 +404,8 @@ def build_dataset(spec) -> Any:
         ) from None
     if transform is not None and not takes_transform:
         dataset = TransformedDataset(dataset, transform)
+    if spec.transforms is not None:
+        finish_with_tensors(dataset, transform)
     return dataset
 
 
@@ -403,9 +414,35 @@ def build_transforms(items, *, default: bool) -> Callable | None:
 
     if items is None:
         # Images from torchvision datasets arrive as PIL images: make float tensors in [0, 1].
-        return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]) if default else None
+        return v2.Compose(_to_float_tensor()) if default else None
     steps = [call_user(resolve_transform(t.name), t.kwargs, f"data.transforms: building {t.name!r}") for t in items]
     return v2.Compose(steps)
+
+
+def _to_float_tensor() -> list:
+    from torchvision.transforms import v2
+
+    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+
+
+def finish_with_tensors(dataset: Any, transform: Any) -> None:
+    """A `transforms` list whose output is still a PIL image gets ToImage + ToDtype(float32, scale=True) appended.
+
+    Without them the batch cannot be collated; the first sample tells (the list is not guessed from names,
+    since a user's own transform may convert too).
+    """
+    from PIL import Image
+
+    steps = getattr(transform, "transforms", None)
+    if not isinstance(steps, list):
+        return
+    try:
+        sample = dataset[0]
+    except Exception:
+        return  # an empty or unusual dataset: the sweep reports its own error, with the step it happened at
+    first = sample[0] if isinstance(sample, (tuple, list)) and sample else sample
+    if isinstance(first, Image.Image):
+        steps.extend(_to_float_tensor())
 
 
 class TransformedDataset(torch.utils.data.Dataset):

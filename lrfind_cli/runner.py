@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RunError, short_message, user_frame
+from .errors import Problem, RunError, SpecError, short_message, user_frame
 from .plot import save_plot
 from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, to_json, write_outputs
 from .signals import deliver, signals_held
@@ -44,14 +44,15 @@ def output_dir(loaded: LoadedSpec) -> Path:
     """output.dir if set, else lrfind-out/<spec file stem>; refused early if unusable."""
     chosen = loaded.spec.output.dir
     out = Path(chosen) if chosen else Path("lrfind-out") / loaded.path.stem
+    # A path that is a file is a usage error (exit 2), found before anything is built.
     if out.exists() and not out.is_dir():
-        raise RunError(f"output.dir: {str(out)!r} exists and is not a directory; choose another path with --out")
+        raise SpecError(Problem("output.dir", f"{str(out)!r} exists and is not a directory", "choose another path with --out"))
     probe = out
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise RunError(f"output.dir: {str(out)!r} cannot be created because {str(probe)!r} is a file, not a directory; "
-                       "choose another path with --out")
+        raise SpecError(Problem("output.dir", f"{str(out)!r} cannot be created because {str(probe)!r} is a file, not a "
+                                "directory", "choose another path with --out"))
     if not os.access(probe, os.W_OK | os.X_OK):
         raise RunError(f"output.dir: {str(probe)!r} is not writable; choose another path with --out")
     inputs = {loaded.path.resolve()}
@@ -286,11 +287,14 @@ _HINTS: tuple[tuple[re.Pattern, Callable[[Spec], str]], ...] = (
 
 
 def _step_text(exc: BaseException, num_iter: int) -> str:
-    """'at the first step' or 'at step 7 of 100', from the step count the engine attaches to a training failure."""
+    """'at the first step' or 'at step 7 (of 0-99)', from the step count the engine attaches to a training failure.
+
+    Steps are numbered from 0 everywhere (history.csv, result.json, the live table, stop reasons).
+    """
     done = getattr(exc, "lrfind_steps_done", None)
     if done is None:
         return "in the sweep"
-    return "at the first step" if done == 0 else f"at step {done + 1} of {num_iter}"
+    return "at the first step" if done == 0 else f"at step {done} (of 0-{num_iter - 1})"
 
 
 def _plain_failure(exc: BaseException) -> tuple[str, str]:

@@ -6,6 +6,8 @@ import copy
 import difflib
 import itertools
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -13,6 +15,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import Problem, SpecError
+from .spellings import LineMap, normalize_spellings
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -188,8 +191,13 @@ class LoadedSpec(BaseModel):
         return _where(self.path, self.lines, key, self.overridden)
 
 
-def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check_targets: bool = True) -> LoadedSpec:
-    """Read, override and validate a spec; raise SpecError listing every problem found."""
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check_targets: bool = True,
+              on_targets: Callable[[], None] | None = None) -> LoadedSpec:
+    """Read, override and validate a spec; raise SpecError listing every problem found.
+
+    Keys and types are checked first, without torch; names and kwargs against signatures (which import
+    torch) once those are right. `on_targets()` is called just before that second check.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -204,12 +212,19 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, 
         if problem:
             problems.append(problem)
         else:
-            overridden[tuple(p.strip() for p in item.partition("=")[0].split("."))] = item
+            overridden[key_tuple(item.partition("=")[0])] = item
+    problems += normalize_spellings(raw, lines, path)
     spec = None
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc, path, lines, overridden))
+    search_beside(path)
+    # Names and signatures need torch (seconds to import): checked once keys and types are right, so a
+    # typo is reported at once; when torch is loaded already (a Python session) checking them costs nothing.
+    check_targets = check_targets and ((spec is not None and not problems) or "torch" in sys.modules)
+    if check_targets and on_targets is not None:
+        on_targets()
     if check_targets:
         from .registry import check_targets as _check  # imports torch: only when asked
 
@@ -279,18 +294,44 @@ def apply_override(raw: dict, item: str) -> Problem | None:
 
 
 def set_path(raw: dict, parts: list[str], value: Any, where: str) -> Problem | None:
-    """Set raw[a][b][c] = value for parts [a, b, c], creating missing mappings; a Problem if one is in the way."""
-    node = raw
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
+    """Set raw[a][b][c] = value for parts [a, b, c], creating missing mappings; a Problem if one is in the way.
+
+    A part that is a whole number indexes a list (`optimizer.param_groups.0.lr_scale`).
+    """
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        key: Any = part
+        if isinstance(node, list):
+            if not re.fullmatch(r"\d+", part) or int(part) >= len(node):
+                so_far = ".".join(parts[:depth])
+                return Problem(where, f"{so_far} is a list of {len(node)} items, so {part!r} is not an index in it",
+                               f"use an index from 0 to {len(node) - 1}" if node else "add the item in the spec file")
+            key = int(part)
+        elif depth < len(parts) - 1 and node.get(part) is None:
+            if parts[depth + 1].isdigit():
+                return Problem(where, f"{'.'.join(parts[: depth + 1])} is not set, so it has no item {parts[depth + 1]}",
+                               f"set the whole list in the spec file or with --set {'.'.join(parts[: depth + 1])}=[...]")
+            node[part] = {}
+        if depth == len(parts) - 1:
+            node[key] = value
+            return None
+        node = node[key]
+        if not isinstance(node, (dict, list)):
             so_far = ".".join(parts[: depth + 1])
-            return Problem(where, f"{so_far} is a {type(child).__name__}, not a mapping", "use a key that exists")
-        node = child
-    node[parts[-1]] = value
+            return Problem(where, f"{so_far} is a {type(node).__name__}, not a mapping", "use a key that exists")
     return None
+
+
+def key_tuple(dotted: str) -> tuple:
+    """'optimizer.param_groups.0.lr_scale' -> ('optimizer', 'param_groups', 0, 'lr_scale'), as pydantic and the line map name it."""
+    return tuple(int(p) if p.strip().isdigit() else p.strip() for p in dotted.split("."))
+
+
+def search_beside(path: Path) -> None:
+    """Let import paths in a spec name modules that sit beside it, from any working directory (after the cwd)."""
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
 
 
 def grid_variants(grid: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
@@ -326,7 +367,7 @@ def _parse_yaml(text: str, path: Path) -> tuple[dict, dict[tuple, int], list[Pro
         found = type(raw).__name__
         what = f"the spec must be a mapping of keys, found a {found}"
         raise SpecError(Problem(f"{path}:1", what, "write `model: ...`, `data: ...` at the top level"))
-    lines: dict[tuple, int] = {}
+    lines: dict[tuple, int] = LineMap()
     duplicates: list[Problem] = []
     _collect_lines(node, (), lines, path, duplicates)
     return raw, lines, duplicates
@@ -356,12 +397,14 @@ def _collect_lines(node: yaml.Node, key: tuple, lines: dict[tuple, int], path: P
 
 def _where(path: Path, lines: dict[tuple, int], key: tuple, overridden: dict[tuple, str] | None = None) -> str:
     key = tuple(key)
-    keypath = ".".join(_shown(str(k)) for k in key)
+    spelled = lines.spelled(key) if isinstance(lines, LineMap) else key  # as written: optimizer._target_, not .name
+    keypath = ".".join(_shown(str(k)) for k in spelled)
     for prefix, item in (overridden or {}).items():
         if key[: len(prefix)] == prefix:
             return f"--set {_shown(item)} ({keypath})"
-    if key and key not in lines:
-        # A key the file lacks that an override introduced (e.g. --set foo.bar=1 makes an unknown `foo`).
+    if key:
+        # An override below the key (--set sweep.start_lr=20 makes `sweep` invalid), or a key the file lacks that an
+        # override introduced (--set foo.bar=1 makes an unknown `foo`): the override is named, never a line of the file.
         for prefix, item in (overridden or {}).items():
             if prefix[: len(key)] == key:
                 return f"--set {_shown(item)} ({keypath})"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 
@@ -23,11 +24,13 @@ class LiveReporter:
         self.rows: deque = deque(maxlen=rows)
         self.live: Live | None = None
         self.started = False
+        # "eta" is the time to the last step; a sweep that diverges ends sooner
         self.progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 console=console)
+                                 TextColumn("eta"), TimeRemainingColumn(), console=console)
         self.task = self.progress.add_task("sweep", total=num_iter)
         # Without a terminal (CI) print every tenth step as plain text instead of redrawing.
         self.every = max(1, num_iter // 10)
+        self.began = time.monotonic()  # when the current sweep's first step was reported (for the plain-text eta)
 
     def __enter__(self) -> LiveReporter:
         return self
@@ -66,8 +69,12 @@ class LiveReporter:
         self.rows.clear()
         self.progress.reset(self.task, total=self.num_iter)
         self.header_due = self.started
+        self.began = time.monotonic()
 
     def on_step(self, info) -> None:
+        """Steps are numbered from 0, as in history.csv and result.json; "12/12" counts the steps done."""
+        if info.step == 0:
+            self.began = time.monotonic()
         if not self.started:
             self._start()
         elif self.header_due and self.live is None:
@@ -80,17 +87,25 @@ class LiveReporter:
             self.live.update(self._render())
         elif info.step % self.every == 0 or info.step + 1 == info.num_iter:
             self.console.print(
-                f"step {info.step + 1:>5}/{info.num_iter}  lr {info.lr:.3e}  loss {info.loss:.4g}  "
-                f"smoothed {info.smoothed:.4g}  best {info.best_loss:.4g} @ {info.best_lr:.3e}",
+                f"step {info.step:>5} ({info.step + 1}/{info.num_iter})  lr {info.lr:.3e}  loss {info.loss:.4g}  "
+                f"smoothed {info.smoothed:.4g}  best {info.best_loss:.4g} @ {info.best_lr:.3e}  eta {self._eta(info)}",
                 highlight=False,
                 soft_wrap=True,
             )
+
+    def _eta(self, info) -> str:
+        """H:MM:SS to the last step at the mean pace since step 0 (rich's bar shows the same in a terminal)."""
+        if info.step == 0:
+            return "-:--:--"
+        left = (time.monotonic() - self.began) / info.step * (info.num_iter - 1 - info.step)
+        seconds = int(round(left))
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
     def _render(self) -> Group:
         table = Table(title=self.title, title_justify="left", expand=False)
         for name in ("step", "lr", "loss", "smoothed", "best"):
             table.add_column(name, justify="right")
         for info in self.rows:
-            table.add_row(str(info.step + 1), f"{info.lr:.3e}", f"{info.loss:.4g}", f"{info.smoothed:.4g}",
+            table.add_row(str(info.step), f"{info.lr:.3e}", f"{info.loss:.4g}", f"{info.smoothed:.4g}",
                           f"{info.best_loss:.4g} @ {info.best_lr:.2e}")
         return Group(table, self.progress)

@@ -1,13 +1,5 @@
-"""Tiny models for tests and configs/tiny.yaml (named there by import path)."""
+"""Tiny models for tests, named there by import path (tests.models:tiny_mlp); configs/tiny.yaml names the built-in."""
 
-import torch
+from lrfind_cli.models import tiny_mlp
 
-
-def tiny_mlp(in_features: int = 48, num_classes: int = 4, hidden: int = 32) -> torch.nn.Module:
-    return torch.nn.Sequential(
-        torch.nn.Flatten(),
-        torch.nn.Linear(in_features, hidden),
-        torch.nn.BatchNorm1d(hidden),
-        torch.nn.ReLU(),
-        torch.nn.Linear(hidden, num_classes),
-    )
+__all__ = ["tiny_mlp"]

@@ -317,10 +317,10 @@ CASES = [
     Case("loss-non-finite-from-first-step", 3, ["no usable suggestion: the loss was non-finite (nan) from the first step",
                                                 "lower sweep.start_lr", "inputs", "labels"],
          lines={14: "  name: corpus_mods:nan_loss"}, command="run", args=["--out", "{tmp}/out", "-q"], error_line=False),
-    # ---- runtime: the output directory ----
-    Case("out-is-a-file", 1, ["output.dir: '{tmp}/taken' exists and is not a directory", "choose another path with --out"],
+    # ---- the output directory (a path that is a file: a usage error, exit 2) ----
+    Case("out-is-a-file", 2, ["output.dir: '{tmp}/taken' exists and is not a directory", "choose another path with --out"],
          command="run", args=["--out", "{tmp}/taken"]),
-    Case("out-under-a-file", 1, ["output.dir: '{tmp}/taken/sub' cannot be created because '{tmp}/taken' is a file",
+    Case("out-under-a-file", 2, ["output.dir: '{tmp}/taken/sub' cannot be created because '{tmp}/taken' is a file",
                                  "choose another path with --out"], command="run", args=["--out", "{tmp}/taken/sub"]),
     Case("out-not-writable", 1, ["output.dir: '{tmp}/locked' is not writable", "choose another path with --out"],
          command="run", args=["--out", "{tmp}/locked/out"]),
@@ -477,7 +477,7 @@ def test_cuda_out_of_memory_names_the_batch_size_and_what_to_try(corpus, cli_run
     assert result.exit_code == 1
     lines = error_lines(result.stderr)
     assert len(lines) == 1, result.stderr
-    assert "out of GPU memory at step 3 of 6 with data.batch_size 16" in lines[0]
+    assert "out of GPU memory at step 2 (of 0-5) with data.batch_size 16" in lines[0]
     assert "lower data.batch_size (e.g. --set data.batch_size=8)" in lines[0]
     assert "sweep.accumulation_steps" in lines[0] and "precision: bf16" in lines[0]
     assert "Traceback" not in result.stderr

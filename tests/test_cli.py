@@ -162,7 +162,7 @@ def test_result_json_spec_is_the_resolved_spec_with_overrides(plain_run):
 
     assert spec["sweep"]["num_iter"] == 20
     assert spec["sweep"]["start_lr"] == 1e-4
-    assert spec["model"]["name"] == "tests.models:tiny_mlp"
+    assert spec["model"]["name"] == "tiny_mlp"  # built-in since issue 15, so the config runs from any directory
     assert spec["output"]["dir"] == str(out)
     assert spec["suggest"]["method"] == "auto"  # a default filled in
 
@@ -377,15 +377,14 @@ def test_device_cuda_without_cuda_exits_1_with_one_line_naming_cuda(cli_runner, 
     assert_no_traceback(result)
 
 
-def test_out_pointing_at_an_existing_file_exits_1_and_leaves_the_file_alone(cli_runner, tmp_path):
-    # DESIGN.md does not say whether an unusable --out is a usage error (2) or a runtime failure (1);
-    # the runner refuses it as a runtime failure before any training.
+def test_out_pointing_at_an_existing_file_exits_2_and_leaves_the_file_alone(cli_runner, tmp_path):
+    # An --out that is a file is a usage error (issue 15), refused before any training.
     target = tmp_path / "taken"
     target.write_text("keep me")
 
     result = invoke(cli_runner, ["run", TINY, *SHORT, "--out", target])
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     lines = error_lines(result.stderr)
     assert len(lines) == 1
     assert str(target) in lines[0] and "not a directory" in lines[0]
