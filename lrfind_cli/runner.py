@@ -184,7 +184,58 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
                 raise
             raise error from exc
         runs.append((seed, result))
-    return combined()
+    result = combined()
+    if spec.suggest.verify is not None and result.suggested_lr is not None:
+        loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle, drop_last=spec.data.drop_last,
+                             num_workers=spec.data.num_workers, seed=spec.seed, device=device, rank=rank, world_size=world,
+                             collate_fn=collate_fn)
+        _verify(spec, result, model, optimizer, loader, loss_fn, step_fn, val_fn, scales)
+    return result
+
+
+def _verify(spec: Spec, result: RangeTestResult, model, optimizer, loader, loss_fn, step_fn, val_fn, scales) -> None:
+    """suggest.verify: short trainings from the restored start around the rule's answer; the best becomes suggested_lr.
+
+    Each candidate trains under the schedule suggested_lr is for (suggest.schedule) and is scored by
+    its final validation loss with sweep.val, else by the mean of its last training losses; the model
+    is restored after each. Under torchrun the ranks average their scores, so all of them pick the
+    same rate. The rule's answer stays in
+    `suggestions`; result.json's `verify` block lists the candidates and their losses.
+    """
+    from .verify import bracket, verify_candidates
+
+    settings, sweep = spec.suggest.verify, spec.sweep
+    schedule = result.schedule
+    outcome = verify_candidates(
+        model, optimizer, loader, loss_fn, bracket(result.suggested_lr, settings.candidates, settings.spacing_decades),
+        num_steps=settings.num_steps or sweep.num_iter, schedule=schedule, val_fn=val_fn, step_fn=step_fn, group_scales=scales,
+        snapshot=sweep.snapshot, precision=spec.precision, accumulation_steps=sweep.accumulation_steps,
+        max_grad_norm=sweep.clip_grad_norm, max_grad_value=sweep.clip_grad_value, train_mode=sweep.train_mode,
+    )
+    losses = _mean_across_ranks(outcome.losses)
+    finite = [i for i, v in enumerate(losses) if v < float("inf")]
+    chosen = min(finite, key=lambda i: (losses[i], outcome.candidates[i])) if finite else None
+    result.extra["verify"] = {"rule_lr": result.suggested_lr, "rule": result.method, "schedule": schedule,
+                              "candidates": outcome.candidates, "losses": losses, "num_steps": outcome.num_steps,
+                              "steps_trained": outcome.steps_trained,
+                              "measured_on": "validation loss" if val_fn is not None else "training loss (mean of the last tenth)"}
+    if chosen is not None:
+        result.suggestions["verify"] = result.suggested_lr = outcome.candidates[chosen]
+        result.method = "verify"
+
+
+def _mean_across_ranks(values: list[float]) -> list[float]:
+    """The mean of each value across torchrun ranks (as they are when not distributed)."""
+    import torch
+
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor)
+    return [float(v) for v in (tensor / dist.get_world_size()).cpu()]
 
 
 def _loss_on(loss_fn, device):

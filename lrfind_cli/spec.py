@@ -125,10 +125,18 @@ class PerformanceSpec(_Strict):
     sync_every: Whole | None = Field(None, ge=1)  # steps between loss reads (null: 16, or on a CPU every 20 ms)
 
 
+class VerifySpec(_Strict):
+    # after the sweep: `candidates` short trainings around the rule's answer, `spacing_decades` apart
+    candidates: Whole = Field(3, ge=2)
+    spacing_decades: float = Field(0.25, gt=0)
+    num_steps: Whole | None = Field(None, ge=1)  # steps per candidate (null: sweep.num_iter)
+
+
 class SuggestSpec(_Strict):
     # auto: the schedule-aware rule; or one classic method
     method: Literal["auto", "onecycle", "constant", "steepest", "valley", "minimum"] = "auto"
     schedule: Literal["onecycle", "constant"] = "onecycle"  # what suggested_lr is for
+    verify: VerifySpec | None = None  # off by default: see README, "Verification"
 
 
 class OutputSpec(_Strict):

@@ -24,7 +24,8 @@ KNEE_FRACTION = 0.75  # landmarks for the plot and result.json: the knee is wher
 RISE_FRACTION = 0.5
 LAG_STEPS = 5  # kept for callers; the rule no longer reads it
 SCHEDULES = ("onecycle", "constant")
-SCHEDULE_NAMES = {"onecycle": "one-cycle max_lr", "constant": "constant lr", "finetune": "fine-tuning lr"}  # for people
+SCHEDULE_NAMES = {"onecycle": "one-cycle max_lr", "constant": "constant lr", "finetune": "fine-tuning lr",  # for people
+                  "verify": "verified lr"}
 
 Curve = tuple[Sequence[float], Sequence[float], "Sequence[float] | None"]
 
