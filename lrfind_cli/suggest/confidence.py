@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .curve import RULE_MIN_POINTS, ended_high, finite_prefix
+from .curve import RULE_MIN_POINTS, ended_high, finite_prefix, read
 from .rules import Curve, recommend_repeats, shape_of
 
 # a fall that passes the noise gate (`curve.level_change`) by less than this factor makes a curve `noisy`
@@ -35,7 +35,7 @@ def curve_flags(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[f
     if len(finite_prefix(lrs, source)[1]) < RULE_MIN_POINTS:
         return {"too_few_points"}
     flags: set[str] = set()
-    if status == "completed" and raw is not None and ended_high(lrs, raw) is not None:
+    if status == "completed" and raw is not None and ended_high(read(lrs, raw)) is not None:
         flags.add("blew_up")
     shape = shape_of(lrs, smoothed, raw)
     if shape is None:

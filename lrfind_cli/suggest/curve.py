@@ -245,7 +245,35 @@ def curve_shape(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[f
     }
 
 
-def divergence_onset(lrs: Sequence[float], raw: Sequence[float]) -> int | None:
+@dataclass(frozen=True)
+class Reading:
+    """One curve as the rule reads it: its finite prefix `x`/`y`, the zero-lag curve `z`, its lowest
+    point `m`, the batch noise `sigma`, and the window of its valley (`valley`)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    m: int
+    sigma: float
+    bottom: Window
+
+
+def read(lrs: Sequence[float], raw: Sequence[float]) -> Reading | None:
+    """The `Reading` of a curve of raw losses, or None below MIN_POINTS finite points."""
+    x, y = finite_prefix(lrs, raw)
+    if len(y) < MIN_POINTS:
+        return None
+    _, z = zero_lag(lrs, raw)
+    m = int(np.argmin(z))
+    return Reading(x=x, y=y, z=z, m=m, sigma=noise_level(y), bottom=valley(z, m))
+
+
+def fall_of(curve: Reading) -> LevelChange:
+    """How far the loss fell from its head to its valley, against noise (`level_change`)."""
+    return level_change(curve.y, curve.bottom, +1, sigma=curve.sigma)
+
+
+def divergence_onset(curve: Reading) -> int | None:
     """The index where the loss starts to diverge: the first point after the zero-lag minimum whose
     window lies above the valley's level by more than noise (`level_change`); None if none does.
 
@@ -253,34 +281,23 @@ def divergence_onset(lrs: Sequence[float], raw: Sequence[float]) -> int | None:
     for the loss to hold its level. On a flat curve (a trained model) the valley is the flat level,
     so this is where the loss starts to rise above it.
     """
-    _, y = finite_prefix(lrs, raw)
-    n = len(y)
-    if n < MIN_POINTS:
-        return None
-    _, z = zero_lag(lrs, raw)
-    m = int(np.argmin(z))
-    bottom, sigma = valley(z, m), noise_level(y)
-    for i in range(m + 1, n):
-        if level_change(y, around(i, n), -1, reference=bottom, sigma=sigma).significant:
+    n = len(curve.y)
+    for i in range(curve.m + 1, n):
+        if level_change(curve.y, around(i, n), -1, reference=curve.bottom, sigma=curve.sigma).significant:
             return i
     return None
 
 
-def ended_high(lrs: Sequence[float], raw: Sequence[float]) -> float | None:
+def ended_high(curve: Reading) -> float | None:
     """The loss at the end over its best, when the curve ended well above its best; else None.
 
     "Well above": the level of the last points is back above where the curve started, or at more
     than twice its best (positive losses), and the rise from the lowest window to the last one
     passes `level_change`. (inf for a best at or below zero.)
     """
-    _, y = finite_prefix(lrs, raw)
-    n = len(y)
-    if n < MIN_POINTS:
-        return None
-    _, z = zero_lag(lrs, raw)
-    m = int(np.argmin(z))
-    best, start = float(z[m]), float(np.median(y[: head_size(n)]))
-    rise = level_change(y, around(n - 1, n), -1, reference=valley(z, m))
+    y, n = curve.y, len(curve.y)
+    best, start = float(curve.z[curve.m]), float(np.median(y[: head_size(n)]))
+    rise = level_change(y, around(n - 1, n), -1, reference=curve.bottom, sigma=curve.sigma)
     end = float(np.median(y[max(0, n - 1 - window_half_width(n)) :]))
     high = end >= start or (best > 0 and end >= 2.0 * best)
     if not (high and rise.significant):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .curve import RULE_MIN_POINTS, curve_shape, divergence_onset, finite_prefix, head_size, level_change, valley, zero_lag
+from .curve import RULE_MIN_POINTS, curve_shape, divergence_onset, fall_of, finite_prefix, head_size, read
 
 # The rule anchors on the onset of divergence: the first lr after the loss's lowest point at which
 # the loss is back above its valley by more than batch noise (`curve.divergence_onset`). That is
@@ -40,21 +40,18 @@ def shape_of(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[floa
     is one that did not fall and rose within its first quarter (it was never flat, so the whole
     sweep may lie past the edge of stability).
     """
-    source = raw if raw is not None else smoothed
-    x, y = finite_prefix(lrs, source)
-    if len(y) < RULE_MIN_POINTS:
+    curve = read(lrs, raw if raw is not None else smoothed)
+    if curve is None or len(curve.y) < RULE_MIN_POINTS:
         return None
-    _, z = zero_lag(lrs, source)
-    m = int(np.argmin(z))
-    fall = level_change(y, valley(z, m), +1)
-    onset = divergence_onset(lrs, source)
-    if not fall.significant and (onset is None or onset < max(2 * head_size(len(y)), len(y) // 4)):
+    x, n = curve.x, len(curve.y)
+    fall, onset = fall_of(curve), divergence_onset(curve)
+    if not fall.significant and (onset is None or onset < max(2 * head_size(n), n // 4)):
         return None  # flat, or rising from its first points (no flat stretch: the sweep began past the edge)
     landmarks = curve_shape(lrs, smoothed, raw, knee_fraction=KNEE_FRACTION, rise_fraction=RISE_FRACTION) if fall.significant else None
     keys = ("start", "steepest", "knee", "minimum")
     found = {k: (landmarks[k] if landmarks else None) for k in keys}
     if found["minimum"] is None:
-        found["minimum"] = float(x[m])
+        found["minimum"] = float(x[curve.m])
     return {**found, "fell": fall.significant, "fall": fall, "i_onset": onset,
             "onset": float(x[onset]) if onset is not None else None, "divergence": float(x[onset]) if onset is not None else None,
             "lrs": x}
