@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .results import RangeTestResult, write_atomic
-from .suggest import SCHEDULE_NAMES, mean_curve, zero_lag
+from .suggest import LOW_CONFIDENCE, SCHEDULE_NAMES, mean_curve, zero_lag
 
 _COLOURS = {"steepest": "tab:red", "valley": "tab:green", "minimum": "tab:purple", "onecycle": "black", "constant": "tab:olive",
             "finetune": "tab:brown"}
@@ -127,7 +127,10 @@ def _repeats_text(result: RangeTestResult) -> str:
 
 def _flags_text(result: RangeTestResult) -> str:
     flags = result.confidence.get("flags") or []
-    return f"\nlow confidence: {', '.join(flags)}" if flags else ""
+    low = [f for f in flags if f in LOW_CONFIDENCE]
+    other = [f for f in flags if f not in LOW_CONFIDENCE]
+    parts = ([f"low confidence: {', '.join(low)}"] if low else []) + ([f"note: {', '.join(other)}"] if other else [])
+    return "\n" + "; ".join(parts) if parts else ""
 
 
 def _draw_many(ax, curves: Sequence[Curve]) -> None:

@@ -57,6 +57,13 @@ def shape_of(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[floa
             "lrs": x}
 
 
+def below_onset(shape: dict, decades: float) -> float:
+    """The lr `decades` below the onset of divergence (the last lr measured when there is none), within the swept lrs."""
+    x = shape["lrs"]
+    anchor = shape["onset"] if shape["onset"] is not None else float(x[-1])
+    return float(min(max(anchor / 10**decades, float(x[0])), float(x[-1])))
+
+
 def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None = None,
               schedule: str = "onecycle") -> dict:
     """The learning rate to train with under `schedule` ("onecycle" or "constant"), from the curve's shape.
@@ -78,10 +85,9 @@ def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[flo
     if shape is None:
         return {"lr": None, "lr_range": None, "schedule": schedule, "shape": None}
     x = shape["lrs"]
-    low, high = float(x[0]), float(x[-1])
-    anchor = shape["onset"] if shape["onset"] is not None else high
-    top = min(max(anchor / 10**ONECYCLE_DECADES, low), high)
-    lr = top if schedule == "onecycle" else max(top / CONSTANT_FACTOR, low)
+    low = float(x[0])
+    top = below_onset(shape, ONECYCLE_DECADES)
+    lr = top if schedule == "onecycle" else below_onset(shape, CONSTANT_DECADES)
     steepest = shape["steepest"] if shape["steepest"] is not None else top
     lr_range = [max(min(steepest, top / BASE_FACTOR), low), top]
     public = {k: shape[k] for k in ("start", "steepest", "knee", "minimum", "divergence", "fell")}
