@@ -213,18 +213,18 @@ def _compare(paths: list[Path], out: Path, json_out: bool) -> None:
             doc = json.loads(path.read_text(encoding="utf-8"))
             # a grid result holds one run per variant: each is compared on its own
             entries = [(f"{given} [{', '.join(f'{k}={v}' for k, v in run['overrides'].items())}]",
-                        RangeTestResult.from_dict({**doc, **run})) for run in doc.get("runs") or []]
-            entries = entries or [(str(given), RangeTestResult.from_dict(doc))]
+                        RangeTestResult.from_dict({**doc, **run}), {**doc, **run}) for run in doc.get("runs") or []]
+            entries = entries or [(str(given), RangeTestResult.from_dict(doc), doc)]
         except FileNotFoundError:
             raise SpecError(_Problem(str(path), "no such result file", "pass result.json files or their directories")) from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SpecError(_Problem(str(path), f"not an lrfind result.json ({short_message(exc)})",
                                      "pass files written by `lrfind run`")) from None
-        for label, result in entries:
+        for label, result, entry in entries:
             curves.append((label, result))
             rows.append({"result": label, "status": result.status, "suggested_lr": result.suggested_lr, "method": result.method,
                          "best_loss": result.best["loss"], "best_lr": result.best["lr"], "num_steps": result.num_steps,
-                         "global_batch_size": doc.get("global_batch_size")})
+                         "global_batch_size": entry.get("global_batch_size")})
     from .plot import save_plot
 
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -506,5 +506,5 @@ def _document(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResu
 def _run_entry(overrides: dict[str, Any], result: RangeTestResult) -> dict[str, Any]:
     doc = result.to_dict()
     keys = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "confidence", "best", "num_steps",
-            "stop_reason", "history", "repeats")
+            "stop_reason", "history", "repeats", "world_size", "global_batch_size")
     return {"overrides": overrides, **{k: doc[k] for k in keys if k in doc}}

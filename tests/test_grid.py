@@ -129,3 +129,14 @@ def test_compare_lists_every_run_of_a_grid_result(tmp_path):
     rows = json.loads(result.stdout)
     assert [r["result"] for r in rows] == [f"{tmp_path / 'grid'} [optimizer.kwargs.weight_decay={wd}]" for wd in (0, 0.001)]
     assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_compare_gives_each_grid_run_its_own_global_batch_size(tmp_path):
+    grid = run(TINY, "--set", "grid={data.batch_size: [8, 16]}", "--set", "sweep.num_iter=10", "--set", "sweep.accumulation_steps=2",
+               "--out", str(tmp_path / "grid"), "-q")
+    assert grid.exit_code in (0, 3), grid.stderr
+    doc = json.loads((tmp_path / "grid" / "result.json").read_text())
+    assert [(r["global_batch_size"], r["world_size"]) for r in doc["runs"]] == [(16, 1), (32, 1)]
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "grid"), "--out", str(tmp_path / "c.png"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert [r["global_batch_size"] for r in json.loads(result.stdout)] == [16, 32]
