@@ -11,15 +11,15 @@ __version__ = "0.1.0"
 __all__ = ["range_test", "RangeTestResult", "RangeTestInterrupted", "StepInfo", "load_spec", "lr_schedule", "__version__"]
 
 if TYPE_CHECKING:
-    from .finder import RangeTestInterrupted, StepInfo, lr_schedule, range_test
+    from .engine import RangeTestInterrupted, StepInfo, lr_schedule, range_test
     from .results import RangeTestResult
     from .spec import load_spec
 
 _LAZY = {
-    "range_test": "finder",
-    "RangeTestInterrupted": "finder",
-    "StepInfo": "finder",
-    "lr_schedule": "finder",
+    "range_test": "engine",
+    "RangeTestInterrupted": "engine",
+    "StepInfo": "engine",
+    "lr_schedule": "engine",
     "RangeTestResult": "results",
     "load_spec": "spec",
 }

@@ -140,10 +140,10 @@ def resident_batches(loader, count: int, device: torch.device) -> list:
 
     The sweep then reads them from device memory: no loading, collation or copying while it runs.
     """
-    from .finder import _cycle, _to_device
+    from .engine import cycle, to_device
 
-    batches = _cycle(loader)
-    return [_to_device(next(batches), device) for _ in range(count)]
+    batches = cycle(loader)
+    return [to_device(next(batches), device) for _ in range(count)]
 
 
 def resolve_device(name: str) -> torch.device:

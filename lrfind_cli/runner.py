@@ -9,13 +9,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import Problem, RunError, SpecError, short_message, user_frame
 from .plot import save_plot
 from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, to_json, write_outputs
 from .signals import deliver, signals_held
 from .spec import LoadedSpec, Spec, variant_label
+
+if TYPE_CHECKING:
+    from .engine import SweepConfig
 
 OUTPUT_FILES = (RESULT_JSON, HISTORY_CSV, PLOT_PNG)  # the only files a run writes
 
@@ -81,7 +84,7 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     """
     from . import distributed
     from .data import resolve_device
-    from .finder import RangeTestInterrupted
+    from .engine import RangeTestInterrupted
 
     spec = loaded.spec
     out_dir = output_dir(loaded)
@@ -104,6 +107,35 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     return _write(loaded, runs, out_dir, ctx)
 
 
+@dataclass
+class Built:
+    """What one (variant) spec names, built on the sweep's device: everything the sweep and the verification train."""
+
+    model: Any
+    optimizer: Any
+    scales: list[float]
+    loss_fn: Any
+    step_fn: Any
+    dataset: Any
+    collate_fn: Any
+    val_fn: Callable | None
+    performance: dict[str, bool]
+
+
+def sweep_config(spec: Spec) -> SweepConfig:
+    """The engine's SweepConfig for a spec (the spec's own ranges were checked when it was loaded)."""
+    from .engine import SweepConfig
+
+    sweep = spec.sweep
+    return SweepConfig(
+        start_lr=sweep.start_lr, end_lr=sweep.end_lr, num_iter=sweep.num_iter, mode=sweep.mode, smoothing=sweep.smoothing,
+        diverge_threshold=sweep.diverge_threshold, accumulation_steps=sweep.accumulation_steps,
+        max_grad_norm=sweep.clip_grad_norm, max_grad_value=sweep.clip_grad_value, train_mode=sweep.train_mode,
+        precision=spec.precision, snapshot=sweep.snapshot, suggest_method=spec.suggest.method, schedule=spec.suggest.schedule,
+        sync_every=spec.performance.sync_every, val_every=sweep.val.every if sweep.val else 10,
+    )
+
+
 def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callable | None = None) -> RangeTestResult:
     """The range test(s) for one (variant) spec: build, sweep, restore; errors become one-line RunErrors.
 
@@ -111,22 +143,49 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
     start, with data order seed, seed + 1, ...; `on_repeat(index, N)` is called before each and the
     results are combined (`repeats.combine`).
     """
+    from .engine import RangeTestInterrupted, TrainingFailed, check_arguments, run_sweep
+
+    built = _build(spec, device, ctx)
+    config = sweep_config(spec)
+    check_arguments(built.model, built.optimizer, built.dataset, built.loss_fn, step_fn=built.step_fn)
+    runs: list[tuple[int, RangeTestResult]] = []
+    for repeat in range(spec.sweep.repeats):
+        seed = spec.seed + repeat
+        loader = _repeat_loader(spec, built, device, ctx, repeat, runs, on_repeat)
+        try:
+            result = run_sweep(built.model, built.optimizer, loader, built.loss_fn, config, step_fn=built.step_fn,
+                               on_step=on_step, val_fn=built.val_fn, group_scales=built.scales)
+        except RangeTestInterrupted as stop:
+            runs.append((seed, stop.result))
+            stop.result = _combined(spec, runs, built)
+            raise
+        except TrainingFailed as failed:
+            raise _training_error(failed.__cause__, failed.step, spec, device) from failed.__cause__
+        except Exception as exc:
+            error = _training_error(exc, None, spec, device)
+            if error is exc:
+                raise
+            raise error from exc
+        runs.append((seed, result))
+    result = _combined(spec, runs, built)
+    if spec.suggest.verify is not None and result.suggested_lr is not None:
+        _verify(spec, result, built, _loader(spec, built, device, ctx, spec.seed))
+    return result
+
+
+def _build(spec: Spec, device, ctx) -> Built:
+    """Seed every generator with spec.seed, then build model, data, loss, optimizer and step (DDP-wrapped under torchrun)."""
     import numpy as np
     import torch
 
-    from .data import make_loader, resident_batches
-    from .finder import RangeTestInterrupted, range_test
     from .registry import build_collate, build_dataset, build_loss, build_model, build_optimizer, build_step
-    from .repeats import combine
 
-    rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
     random.seed(spec.seed)
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
-
     model = build_model(spec.model).to(device)
     dataset = build_dataset(spec.data)
-    val_fn = None
+    val_batches = None
     if spec.sweep.val is not None:
         dataset, val_batches = _validation_split(spec, dataset, device)
     fast = _fast_paths(spec, model, device)
@@ -135,65 +194,51 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
     if ctx is not None:
         model, loss_fn = _data_parallel(model, loss_fn, device)
     step_fn = build_step(spec.step)
-    collate_fn = build_collate(spec.data.collate_fn)
-    if spec.sweep.val is not None:
-        val_fn = _val_fn(val_batches, loss_fn, step_fn)
-    sweep = spec.sweep
-    runs: list[tuple[int, RangeTestResult]] = []
+    val_fn = _val_fn(val_batches, loss_fn, step_fn) if val_batches is not None else None
+    return Built(model, optimizer, scales, loss_fn, step_fn, dataset, build_collate(spec.data.collate_fn), val_fn, fast)
 
-    def combined() -> RangeTestResult:
-        result = combine(runs, spec.suggest.method, spec.suggest.schedule)
-        result.extra["performance"] = fast
-        return result
 
-    for repeat in range(sweep.repeats):
-        seed = spec.seed + repeat
-        try:
-            if on_repeat is not None:
-                on_repeat(repeat, sweep.repeats)
-            loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle,
-                                 drop_last=spec.data.drop_last, num_workers=spec.data.num_workers, seed=seed, device=device,
-                                 rank=rank, world_size=world, collate_fn=collate_fn)
-            if spec.performance.device_batches:
-                loader = resident_batches(loader, sweep.num_iter * sweep.accumulation_steps, device)
-        except KeyboardInterrupt:
-            if not runs:
-                raise
-            partial = combined()
-            partial = dataclasses.replace(partial, status="interrupted",
-                                          stop_reason=f"interrupted before repeat {repeat + 1} of {sweep.repeats}; {partial.stop_reason}")
-            raise RangeTestInterrupted(partial) from None
-        try:
-            result = range_test(
-                model, optimizer, loader, loss_fn,
-                start_lr=sweep.start_lr, end_lr=sweep.end_lr, num_iter=sweep.num_iter, mode=sweep.mode,
-                smoothing=sweep.smoothing, diverge_threshold=sweep.diverge_threshold,
-                accumulation_steps=sweep.accumulation_steps, max_grad_norm=sweep.clip_grad_norm,
-                max_grad_value=sweep.clip_grad_value, train_mode=sweep.train_mode, precision=spec.precision, snapshot=sweep.snapshot,
-                suggest_method=spec.suggest.method, schedule=spec.suggest.schedule, on_step=on_step, step_fn=step_fn,
-                group_scales=scales, sync_every=spec.performance.sync_every, val_fn=val_fn,
-                val_every=sweep.val.every if sweep.val else 10,
-            )
-        except RangeTestInterrupted as stop:
-            runs.append((seed, stop.result))
-            stop.result = combined()
+def _loader(spec: Spec, built: Built, device, ctx, seed: int, resident: bool = False):
+    """The training batches in the order `seed` draws them (this rank's shard under torchrun); on the device with `resident`."""
+    from .data import make_loader, resident_batches
+
+    rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
+    data = spec.data
+    loader = make_loader(built.dataset, batch_size=data.batch_size, shuffle=data.shuffle, drop_last=data.drop_last,
+                         num_workers=data.num_workers, seed=seed, device=device, rank=rank, world_size=world,
+                         collate_fn=built.collate_fn)
+    if resident and spec.performance.device_batches:
+        loader = resident_batches(loader, spec.sweep.num_iter * spec.sweep.accumulation_steps, device)
+    return loader
+
+
+def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: list[tuple[int, RangeTestResult]],
+                   on_repeat: Callable | None):
+    """The loader of one repeat, after `on_repeat`; a Ctrl-C here, between repeats, ends with the repeats measured so far."""
+    from .engine import RangeTestInterrupted
+
+    try:
+        if on_repeat is not None:
+            on_repeat(repeat, spec.sweep.repeats)
+        return _loader(spec, built, device, ctx, spec.seed + repeat, resident=True)
+    except KeyboardInterrupt:
+        if not runs:
             raise
-        except Exception as exc:
-            error = _training_error(exc, spec, device)
-            if error is exc:
-                raise
-            raise error from exc
-        runs.append((seed, result))
-    result = combined()
-    if spec.suggest.verify is not None and result.suggested_lr is not None:
-        loader = make_loader(dataset, batch_size=spec.data.batch_size, shuffle=spec.data.shuffle, drop_last=spec.data.drop_last,
-                             num_workers=spec.data.num_workers, seed=spec.seed, device=device, rank=rank, world_size=world,
-                             collate_fn=collate_fn)
-        _verify(spec, result, model, optimizer, loader, loss_fn, step_fn, val_fn, scales)
+        partial = _combined(spec, runs, built)
+        reason = f"interrupted before repeat {repeat + 1} of {spec.sweep.repeats}; {partial.stop_reason}"
+        raise RangeTestInterrupted(dataclasses.replace(partial, status="interrupted", stop_reason=reason)) from None
+
+
+def _combined(spec: Spec, runs: list[tuple[int, RangeTestResult]], built: Built) -> RangeTestResult:
+    """One result from the repeats measured so far, with the fast paths that were on."""
+    from .repeats import combine
+
+    result = combine(runs, spec.suggest.method, spec.suggest.schedule)
+    result.extra["performance"] = built.performance
     return result
 
 
-def _verify(spec: Spec, result: RangeTestResult, model, optimizer, loader, loss_fn, step_fn, val_fn, scales) -> None:
+def _verify(spec: Spec, result: RangeTestResult, built: Built, loader) -> None:
     """suggest.verify: short trainings from the restored start around the rule's answer; the best becomes suggested_lr.
 
     Each candidate trains under the schedule suggested_lr is for (suggest.schedule) and is scored by
@@ -206,9 +251,11 @@ def _verify(spec: Spec, result: RangeTestResult, model, optimizer, loader, loss_
 
     settings, sweep = spec.suggest.verify, spec.sweep
     schedule = result.schedule
+    val_fn = built.val_fn
     outcome = verify_candidates(
-        model, optimizer, loader, loss_fn, bracket(result.suggested_lr, settings.candidates, settings.spacing_decades),
-        num_steps=settings.num_steps or sweep.num_iter, schedule=schedule, val_fn=val_fn, step_fn=step_fn, group_scales=scales,
+        built.model, built.optimizer, loader, built.loss_fn, bracket(result.suggested_lr, settings.candidates, settings.spacing_decades),
+        num_steps=settings.num_steps or sweep.num_iter, schedule=schedule, val_fn=val_fn, step_fn=built.step_fn,
+        group_scales=built.scales,
         snapshot=sweep.snapshot, precision=spec.precision, accumulation_steps=sweep.accumulation_steps,
         max_grad_norm=sweep.clip_grad_norm, max_grad_value=sweep.clip_grad_value, train_mode=sweep.train_mode,
     )
@@ -257,20 +304,20 @@ def _data_parallel(model, loss_fn, device):
     return DistributedDataParallel(model, device_ids=ids), loss_fn
 
 
-def _training_error(exc: Exception, spec: Spec, device) -> Exception:
-    """The one-line RunError for a failure while sweeping (the exception itself when it is not from training)."""
+def _training_error(exc: BaseException, step: int | None, spec: Spec, device) -> BaseException:
+    """The one-line RunError for a failure while sweeping at `step` (None: not from training, then the exception itself)."""
     import torch
 
     num_iter = spec.sweep.num_iter
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         batch = spec.data.batch_size
-        return RunError(f"out of GPU memory {_step_text(exc, num_iter)} with data.batch_size {batch} on {device}; lower "
+        return RunError(f"out of GPU memory {_step_text(step, num_iter)} with data.batch_size {batch} on {device}; lower "
                         f"data.batch_size (e.g. --set data.batch_size={max(batch // 2, 1)}) and raise "
                         "sweep.accumulation_steps to keep the effective batch, or use precision: bf16")
-    if not hasattr(exc, "lrfind_steps_done"):
+    if step is None:
         return exc  # not from training (an argument check or a bug of ours): reported as unexpected
-    at = _step_text(exc, num_iter)
-    from .finder import LoaderExhausted, StepOutputError
+    at = _step_text(step, num_iter)
+    from .engine import LoaderExhausted, StepOutputError
 
     if isinstance(exc, LoaderExhausted):
         return RunError(f"data: {spec.data.name!r} {at}: {exc}")
@@ -337,15 +384,14 @@ _HINTS: tuple[tuple[re.Pattern, Callable[[Spec], str]], ...] = (
 )
 
 
-def _step_text(exc: BaseException, num_iter: int) -> str:
-    """'at the first step' or 'at step 7 (of 0-99)', from the step count the engine attaches to a training failure.
+def _step_text(step: int | None, num_iter: int) -> str:
+    """'at the first step' or 'at step 7 (of 0-99)' for a training failure at `step`; 'in the sweep' when not known.
 
     Steps are numbered from 0 everywhere (history.csv, result.json, the live table, stop reasons).
     """
-    done = getattr(exc, "lrfind_steps_done", None)
-    if done is None:
+    if step is None:
         return "in the sweep"
-    return "at the first step" if done == 0 else f"at step {done} (of 0-{num_iter - 1})"
+    return "at the first step" if step == 0 else f"at step {step} (of 0-{num_iter - 1})"
 
 
 def _plain_failure(exc: BaseException) -> tuple[str, str]:
@@ -386,7 +432,7 @@ def _validation_split(spec: Spec, dataset, device):
     import torch
     from torch.utils.data import DataLoader, Subset
 
-    from .finder import _to_device
+    from .engine import to_device
     from .registry import build_collate, build_dataset
 
     val = spec.sweep.val
@@ -402,13 +448,13 @@ def _validation_split(spec: Spec, dataset, device):
         raise RunError("sweep.val: the validation split is empty; raise sweep.val.fraction or check sweep.val.kwargs")
     picked = Subset(held_out, torch.randperm(len(held_out), generator=gen)[:wanted].tolist())
     collate_fn = build_collate(spec.data.collate_fn)
-    batches = [_to_device(b, device) for b in DataLoader(picked, batch_size=spec.data.batch_size, collate_fn=collate_fn)]
+    batches = [to_device(b, device) for b in DataLoader(picked, batch_size=spec.data.batch_size, collate_fn=collate_fn)]
     return dataset, batches
 
 
 def _val_fn(batches: list, loss_fn, step_fn) -> Callable:
     """The mean loss over the fixed validation batches, computed with the sweep's own step."""
-    from .finder import default_step, scalar_loss
+    from .engine import default_step, scalar_loss
 
     step = step_fn or default_step
 

@@ -17,20 +17,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .finder import (
+from .engine import (
     Clipping,
     StepConfig,
     StepFn,
-    _autocast,
-    _cycle,
-    _evaluate,
-    _grad_scaler,
-    _group_ratios,
-    _loader_state,
-    _model_device,
-    _set_lr,
-    _sweep_modes,
+    autocast_for,
+    cycle,
     default_step,
+    evaluate,
+    grad_scaler,
+    group_ratios,
+    loader_state,
+    model_device,
+    set_lr,
+    sweep_modes,
     train_step,
 )
 from .signals import deliver, signals_held
@@ -119,7 +119,7 @@ def verify_candidates(
     tenth of the steps, at least 1). A non-finite loss stops that candidate and scores it inf. Ties go to
     the lower lr (the safer one); `chosen_lr` is None only when every candidate diverged. Only the lr
     follows the schedule (momentum is not cycled). `steps_trained` counts optimizer steps over all candidates.
-    Each step is `finder.train_step`, the sweep's own: `precision`, `accumulation_steps`, clipping
+    Each step is `engine.train_step`, the sweep's own: `precision`, `accumulation_steps`, clipping
     (`max_grad_norm`, `max_grad_value`) and `train_mode` mean what they mean for `range_test`.
     """
     if num_steps < 1:
@@ -132,15 +132,15 @@ def verify_candidates(
     if snapshot not in ("memory", "disk"):
         raise ValueError(f"snapshot must be 'memory' or 'disk', got {snapshot!r}")
     tail = max(1, num_steps // 10) if tail is None else max(1, min(int(tail), num_steps))
-    ratios = list(group_scales) if group_scales is not None else _group_ratios(optimizer)
+    ratios = list(group_scales) if group_scales is not None else group_ratios(optimizer)
     if len(ratios) != len(optimizer.param_groups):
         raise ValueError(f"group_scales has {len(ratios)} entries for {len(optimizer.param_groups)} param groups")
-    device = _model_device(model)
-    autocast = _autocast(device, precision)
-    scaler = _grad_scaler(device) if precision == "fp16" else None
+    device = model_device(model)
+    autocast = autocast_for(device, precision)
+    scaler = grad_scaler(device) if precision == "fp16" else None
     config = StepConfig(step_fn or default_step, loss_fn, device, autocast, scaler, accumulation_steps,
                         Clipping(max_grad_norm, max_grad_value))
-    restore_loader = _loader_state(train_loader)
+    restore_loader = loader_state(train_loader)
     state = Snapshot(model, optimizer, None, to_disk=snapshot == "disk",
                      loss=loss_fn if isinstance(loss_fn, torch.nn.Module) else None).capture()
     train_losses: list[float] = []
@@ -181,11 +181,11 @@ def _train_one(model, optimizer, loader, config: StepConfig, ratios, planned, ta
     Losses stay on the device and are checked for a non-finite value every CHECK_EVERY steps, so an
     accelerator is not synchronised at every step.
     """
-    modes = _sweep_modes(model, train_mode)
-    batches = _cycle(loader)
+    modes = sweep_modes(model, train_mode)
+    batches = cycle(loader)
     recorded = torch.full((len(planned),), math.nan, dtype=torch.float32, device=config.device)
     for i, lr in enumerate(planned):
-        _set_lr(optimizer, ratios, float(lr))
+        set_lr(optimizer, ratios, float(lr))
         recorded[i] = train_step(model, optimizer, batches, config)
         if (i + 1) % CHECK_EVERY == 0 and not bool(torch.isfinite(recorded[: i + 1]).all()):
             return i + 1, math.inf, math.inf
@@ -194,7 +194,7 @@ def _train_one(model, optimizer, loader, config: StepConfig, ratios, planned, ta
     final_train = float(recorded[-tail:].mean())
     final_val = math.nan
     if val_fn is not None:
-        final_val = float(_evaluate(model, val_fn, config.autocast, modes))
+        final_val = float(evaluate(model, val_fn, config.autocast, modes))
         if not math.isfinite(final_val):
             final_val = math.inf
     return len(planned), final_train, final_val

@@ -287,8 +287,13 @@ def test_a_step_returning_none_is_named_with_what_it_returned_and_the_state_is_r
 
     assert info.value.source == "step" and info.value.returned == "None"
     assert "returns_none_on_third_call.<locals>.step returned None" in str(info.value)
-    assert info.value.lrfind_steps_done == 2
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # the engine says at which step training failed (TrainingFailed, its cause the step's own error)
+    from lrfind_cli.engine import SweepConfig, TrainingFailed, run_sweep
+
+    with pytest.raises(TrainingFailed) as failed:
+        run_sweep(model, optimizer, regression_loader(), MSE, SweepConfig(num_iter=10), step_fn=returns_none_on_third_call())
+    assert isinstance(failed.value.__cause__, StepOutputError) and failed.value.step == 2
 
 
 def test_a_loss_that_is_not_reduced_is_named_with_the_shape_it_returned():

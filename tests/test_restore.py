@@ -353,23 +353,30 @@ def test_an_interrupt_during_validation_keeps_the_step_it_measured(trained):
 
 
 def test_only_failures_of_training_are_marked_as_such(trained):
+    # the engine wraps a failure of training in TrainingFailed carrying the step; range_test hands the user's own error on
+    from lrfind_cli.engine import SweepConfig, TrainingFailed, run_sweep
     from lrfind_cli.finder import LoaderExhausted
 
     model, optimizer, loader = trained
+    config = SweepConfig(start_lr=1e-4, end_lr=1e-2, num_iter=5)
 
     def broken_callback(info):
         raise ValueError("a bug in a progress callback")
 
     with pytest.raises(ValueError) as caught:
-        range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=1e-2, num_iter=5, on_step=broken_callback)
-    assert not hasattr(caught.value, "lrfind_steps_done")
-    with pytest.raises(LoaderExhausted) as empty:
+        run_sweep(model, optimizer, loader, LOSS, config, on_step=broken_callback)
+    assert not isinstance(caught.value, TrainingFailed)
+    with pytest.raises(LoaderExhausted):
         range_test(model, optimizer, [], LOSS, start_lr=1e-4, end_lr=1e-2, num_iter=5)
-    assert empty.value.lrfind_steps_done == 0
-    with pytest.raises(RuntimeError) as failed:
+    with pytest.raises(TrainingFailed) as empty:
+        run_sweep(model, optimizer, [], LOSS, config)
+    assert isinstance(empty.value.__cause__, LoaderExhausted) and empty.value.step == 0
+    with pytest.raises(RuntimeError):
         range_test(model, optimizer, loader, LOSS, start_lr=1e-4, end_lr=1e-2, num_iter=5,
                    step_fn=failing_step(RuntimeError, at_call=3))
-    assert failed.value.lrfind_steps_done == 2
+    with pytest.raises(TrainingFailed) as failed:
+        run_sweep(model, optimizer, loader, LOSS, config, step_fn=failing_step(RuntimeError, at_call=3))
+    assert isinstance(failed.value.__cause__, RuntimeError) and failed.value.step == 2
 
 
 def test_a_signal_while_restoring_after_a_failure_is_not_lost(trained, monkeypatch):
