@@ -255,29 +255,13 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
     main_rank = env_rank() == 0
     if not main_rank and not verbose:
         quiet, json_out = True, False
-
-    terminated = {"seen": False}
-
-    def on_sigterm(signum, frame) -> None:
-        terminated["seen"] = True
-        raise _Terminated()
-
-    import signal
-
-    signal.signal(signal.SIGTERM, on_sigterm)  # before the (slow) loading, so an early SIGTERM also exits 143
+    terminated = _exit_143_on_sigterm()  # before the (slow) loading, so an early SIGTERM also exits 143
     # Keys and types are checked without torch; the line below shows before torch takes seconds to load.
     loaded = load_spec(spec_path, overrides, on_targets=_first_line(spec_path, silent=quiet or json_out))
-    from .runner import Interrupted, run_spec, title_of
-    from .ui import LiveReporter
+    from .runner import Interrupted
 
-    console = _stderr()
     try:
-        if quiet or json_out:
-            outcome = run_spec(loaded)
-        else:
-            with LiveReporter(console, title_of(loaded), loaded.spec.sweep.num_iter) as reporter:
-                outcome = run_spec(loaded, on_step=reporter.on_step, on_variant=reporter.on_variant,
-                                   on_repeat=reporter.on_repeat)
+        outcome = _sweep_with_progress(loaded, live=not (quiet or json_out))
     except Interrupted as stop:
         if json_out and main_rank:
             sys.stdout.write(stop.outcome.json_text)
@@ -287,25 +271,55 @@ def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, ver
     except LrfindError as exc:
         exc.args = (_located(str(exc), loaded),)
         raise
-    result = outcome.result
     _write_summary(summary, outcome, loaded, main_rank)
-    if not main_rank:
-        pass
-    elif json_out:
+    if main_rank:
+        _print_outcome(outcome, json_out, quiet)
+    result = outcome.result
+    if result.suggested_lr is None:
+        _say(_no_suggestion(result, loaded.spec.precision))
+    _exit_together(EXIT_NO_SUGGESTION if result.suggested_lr is None else 0)
+
+
+def _exit_143_on_sigterm() -> dict[str, bool]:
+    """Turn SIGTERM into an interrupt (so the sweep restores and writes its partial result); the dict says whether it came."""
+    import signal
+
+    terminated = {"seen": False}
+
+    def on_sigterm(signum, frame) -> None:
+        terminated["seen"] = True
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return terminated
+
+
+def _sweep_with_progress(loaded, live: bool):
+    """run_spec, with the live table on stderr unless `live` is off (-q, --json, other ranks)."""
+    from .runner import run_spec, title_of
+    from .ui import LiveReporter
+
+    if not live:
+        return run_spec(loaded)
+    with LiveReporter(_stderr(), title_of(loaded), loaded.spec.sweep.num_iter) as reporter:
+        return run_spec(loaded, on_step=reporter.on_step, on_variant=reporter.on_variant, on_repeat=reporter.on_repeat)
+
+
+def _print_outcome(outcome, json_out: bool, quiet: bool) -> None:
+    """Rank 0's output: the JSON document, the bare lr (-q), or the summary; then the confidence warnings."""
+    result = outcome.result
+    if json_out:
         sys.stdout.write(outcome.json_text)
     elif quiet:
         if result.suggested_lr is not None:
             sys.stdout.write(f"{result.suggested_lr!r}\n")
     else:
         _print_summary(outcome)
-    if main_rank and result.suggested_lr is not None:
+    if result.suggested_lr is not None:
         from .suggest import LOW_CONFIDENCE
 
         for flag, note in zip(result.confidence.get("flags", []), result.confidence.get("notes", [])):
             _say(f"warning: {'low confidence' if flag in LOW_CONFIDENCE else 'note'} ({flag}): {note}")
-    if result.suggested_lr is None:
-        _say(_no_suggestion(result, loaded.spec.precision))
-    _exit_together(EXIT_NO_SUGGESTION if result.suggested_lr is None else 0)
 
 
 def _exit_together(code: int) -> None:

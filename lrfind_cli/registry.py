@@ -113,27 +113,22 @@ def resolve_transform(name: str) -> Callable[..., Any]:
     from torchvision.transforms import v2
 
     table = {n.lower(): getattr(v2, n) for n in dir(v2) if not n.startswith("_") and inspect.isclass(getattr(v2, n))}
-    if name.lower() in table:
-        return table[name.lower()]
-    raise UnknownName(f"unknown transform {name!r}", _hint(name, [c.__name__ for c in table.values()], "transforms"))
+    return _from_table(name, table, "transform", "transforms")
 
 
 def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
-    if ":" in name:
-        return import_object(name)
-    table = _optimizers()
-    if name.lower() in table:
-        return table[name.lower()]
-    raise UnknownName(f"unknown optimizer {name!r}", _hint(name, [c.__name__ for c in table.values()], "optimizers"))
+    return import_object(name) if ":" in name else _from_table(name, _optimizers(), "optimizer", "optimizers")
 
 
 def resolve_loss(name: str) -> Callable[..., Any]:
-    if ":" in name:
-        return import_object(name)
-    table = _losses()
+    return import_object(name) if ":" in name else _from_table(name, _losses(), "loss", "losses")
+
+
+def _from_table(name: str, table: dict[str, Any], what: str, kind: str) -> Any:
+    """The class a built-in name (any case) stands for; UnknownName with the closest names otherwise."""
     if name.lower() in table:
         return table[name.lower()]
-    raise UnknownName(f"unknown loss {name!r}", _hint(name, [c.__name__ for c in table.values()], "losses"))
+    raise UnknownName(f"unknown {what} {name!r}", _hint(name, [c.__name__ for c in table.values()], kind))
 
 
 def list_names(kind: str) -> list[str]:
@@ -336,25 +331,17 @@ def build_model(spec) -> torch.nn.Module:
     return model
 
 
-def load_checkpoint(model: torch.nn.Module, path: str, strict: bool = True) -> None:
-    """Load a state_dict (weights_only) into the model; with strict, every key must match."""
+def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """The state_dict in a checkpoint file, or RunError saying how to fix the file.
+
+    A dict holding it under 'state_dict', 'model_state_dict' or 'model' (a training checkpoint) is unwrapped.
+    """
     if not os.path.isfile(path):
         raise RunError(f"model.checkpoint: {path!r} does not exist; give the path of a saved state_dict")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        text = _plain(str(exc))
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        if "weights only load failed" in text.lower() and found:
-            # torch's own text is long and carries terminal escape codes: say what it means in one line.
-            raise RunError(f"model.checkpoint: {path!r} holds Python objects besides tensors ({found.group(1)}; a whole "
-                           "model saved with torch.save(model)?), which loading with weights_only=True refuses; "
-                           "save it with torch.save(model.state_dict(), path)") from None
-        if "weights only load failed" in text.lower() or "zip archive" in text.lower():
-            raise RunError(f"model.checkpoint: {path!r} cannot be loaded as weights: it is not a file written by "
-                           "torch.save (or it is truncated); save it with torch.save(model.state_dict(), path)") from None
-        raise RunError(f"model.checkpoint: {path!r} cannot be loaded as weights ({type(exc).__name__}: "
-                       f"{_plain(short_message(exc))}); save it with torch.save(model.state_dict(), path)") from None
+        raise _unloadable(path, exc) from None
     if isinstance(state, dict):
         for key in ("state_dict", "model_state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -363,6 +350,28 @@ def load_checkpoint(model: torch.nn.Module, path: str, strict: bool = True) -> N
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise RunError(f"model.checkpoint: {path!r} is not a state_dict (a mapping of names to tensors); "
                        "save it with torch.save(model.state_dict(), path)")
+    return state
+
+
+def _unloadable(path: str, exc: Exception) -> RunError:
+    """Why torch.load refused a checkpoint, in one line."""
+    text = _plain(str(exc))
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if "weights only load failed" in text.lower() and found:
+        # torch's own text is long and carries terminal escape codes: say what it means in one line.
+        return RunError(f"model.checkpoint: {path!r} holds Python objects besides tensors ({found.group(1)}; a whole "
+                        "model saved with torch.save(model)?), which loading with weights_only=True refuses; "
+                        "save it with torch.save(model.state_dict(), path)")
+    if "weights only load failed" in text.lower() or "zip archive" in text.lower():
+        return RunError(f"model.checkpoint: {path!r} cannot be loaded as weights: it is not a file written by "
+                        "torch.save (or it is truncated); save it with torch.save(model.state_dict(), path)")
+    return RunError(f"model.checkpoint: {path!r} cannot be loaded as weights ({type(exc).__name__}: "
+                    f"{_plain(short_message(exc))}); save it with torch.save(model.state_dict(), path)")
+
+
+def load_checkpoint(model: torch.nn.Module, path: str, strict: bool = True) -> None:
+    """Load a state_dict (weights_only) into the model; with strict, every key must match."""
+    state = _read_state_dict(path)
     expected = model.state_dict()
     missing, unexpected = _key_diff(expected, state)
     if strict and (missing or unexpected):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import Problem, SpecError
 from .spellings import LineMap, normalize_spellings
@@ -57,31 +57,30 @@ class DataSpec(_Strict):
     drop_last: bool = True
 
 
+def _without_lr(fix: str) -> AfterValidator:
+    """Refuses optimizer kwargs with an 'lr' (the sweep sets every lr), saying `fix`."""
+
+    def check(kwargs: dict[str, Any]) -> dict[str, Any]:
+        if "lr" in kwargs:
+            raise ValueError(fix)
+        return kwargs
+
+    return AfterValidator(check)
+
+
 class ParamGroupSpec(_Strict):
     params: str  # a glob on parameter names, e.g. "backbone.*"
     lr_scale: float = Field(1.0, gt=0)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("kwargs")
-    @classmethod
-    def _no_lr(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if "lr" in kwargs:
-            raise ValueError("a group's lr follows the sweep; remove 'lr' and use lr_scale")
-        return kwargs
+    kwargs: Annotated[dict[str, Any], _without_lr("a group's lr follows the sweep; remove 'lr' and use lr_scale")] = Field(
+        default_factory=dict)
 
 
 class OptimizerSpec(_Strict):
     name: str = "SGD"
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    kwargs: Annotated[dict[str, Any], _without_lr("the learning rate is what the sweep sets; remove 'lr' and use "
+                                                  "sweep.start_lr / sweep.end_lr")] = Field(default_factory=dict)
     # Parameters are matched to the first group whose glob fits; the rest form a group of scale 1.
     param_groups: list[ParamGroupSpec] | None = None
-
-    @field_validator("kwargs")
-    @classmethod
-    def _no_lr(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if "lr" in kwargs:
-            raise ValueError("the learning rate is what the sweep sets; remove 'lr' and use sweep.start_lr / sweep.end_lr")
-        return kwargs
 
 
 class LossSpec(_Strict):

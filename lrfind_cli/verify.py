@@ -17,22 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .engine import (
-    Clipping,
-    StepConfig,
-    StepFn,
-    autocast_for,
-    cycle,
-    default_step,
-    evaluate,
-    grad_scaler,
-    group_ratios,
-    loader_state,
-    model_device,
-    set_lr,
-    sweep_modes,
-    train_step,
-)
+from .engine.batches import cycle, loader_state
+from .engine.schedule import resolve_ratios, set_lr
+from .engine.step import Clipping, StepConfig, StepFn, evaluate, model_device, sweep_modes, train_step
 from .signals import deliver, signals_held
 from .snapshot import Snapshot
 
@@ -122,24 +109,11 @@ def verify_candidates(
     Each step is `engine.train_step`, the sweep's own: `precision`, `accumulation_steps`, clipping
     (`max_grad_norm`, `max_grad_value`) and `train_mode` mean what they mean for `range_test`.
     """
-    if num_steps < 1:
-        raise ValueError(f"num_steps must be at least 1, got {num_steps}")
-    if schedule not in VERIFY_SCHEDULES:
-        raise ValueError(f"schedule must be one of {', '.join(VERIFY_SCHEDULES)}, got {schedule!r}")
-    lrs = [float(c) for c in candidates]
-    if not lrs or any(not (c > 0 and math.isfinite(c)) for c in lrs):
-        raise ValueError(f"candidates must be positive finite learning rates, got {list(candidates)}")
-    if snapshot not in ("memory", "disk"):
-        raise ValueError(f"snapshot must be 'memory' or 'disk', got {snapshot!r}")
+    lrs = _checked(candidates, num_steps, schedule, snapshot)
     tail = max(1, num_steps // 10) if tail is None else max(1, min(int(tail), num_steps))
-    ratios = list(group_scales) if group_scales is not None else group_ratios(optimizer)
-    if len(ratios) != len(optimizer.param_groups):
-        raise ValueError(f"group_scales has {len(ratios)} entries for {len(optimizer.param_groups)} param groups")
+    ratios = resolve_ratios(optimizer, group_scales)
     device = model_device(model)
-    autocast = autocast_for(device, precision)
-    scaler = grad_scaler(device) if precision == "fp16" else None
-    config = StepConfig(step_fn or default_step, loss_fn, device, autocast, scaler, accumulation_steps,
-                        Clipping(max_grad_norm, max_grad_value))
+    config = StepConfig.create(step_fn, loss_fn, device, precision, accumulation_steps, Clipping(max_grad_norm, max_grad_value))
     restore_loader = loader_state(train_loader)
     state = Snapshot(model, optimizer, None, to_disk=snapshot == "disk",
                      loss=loss_fn if isinstance(loss_fn, torch.nn.Module) else None).capture()
@@ -154,18 +128,9 @@ def verify_candidates(
             train_losses.append(final_train)
             if val_fn is not None:
                 val_losses.append(final_val)
-            with signals_held() as held:  # a Ctrl-C must not leave the model half-restored
-                state.restore()
-                restore_loader()
-            if held:
-                deliver(held)
+            _put_back(state, restore_loader)
     finally:
-        with signals_held() as held:
-            state.restore()
-            state.discard()
-            restore_loader()
-        if held:
-            deliver(held)
+        _put_back(state, restore_loader, discard=True)
     losses = val_losses if val_fn is not None else train_losses
     finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
     # lowest loss; among equal losses the lowest lr
@@ -173,6 +138,31 @@ def verify_candidates(
     return VerifyResult(candidates=lrs, losses=list(losses), chosen_lr=lrs[chosen] if chosen is not None else None, steps_trained=steps,
                         schedule=schedule, num_steps=num_steps, train_losses=train_losses,
                         val_losses=val_losses if val_fn is not None else None)
+
+
+def _checked(candidates: Sequence[float], num_steps: int, schedule: str, snapshot: str) -> list[float]:
+    """The candidates as floats; ValueError for a bad candidate, step count, schedule or snapshot mode."""
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+    if schedule not in VERIFY_SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(VERIFY_SCHEDULES)}, got {schedule!r}")
+    lrs = [float(c) for c in candidates]
+    if not lrs or any(not (c > 0 and math.isfinite(c)) for c in lrs):
+        raise ValueError(f"candidates must be positive finite learning rates, got {list(candidates)}")
+    if snapshot not in ("memory", "disk"):
+        raise ValueError(f"snapshot must be 'memory' or 'disk', got {snapshot!r}")
+    return lrs
+
+
+def _put_back(state: Snapshot, restore_loader: Callable[[], None], discard: bool = False) -> None:
+    """Restore the start (and drop the snapshot at the end); a Ctrl-C meanwhile waits, so nothing is left half-restored."""
+    with signals_held() as held:
+        state.restore()
+        if discard:
+            state.discard()
+        restore_loader()
+    if held:
+        deliver(held)
 
 
 def _train_one(model, optimizer, loader, config: StepConfig, ratios, planned, tail, val_fn, train_mode) -> tuple[int, float, float]:

@@ -457,7 +457,7 @@ def test_cuda_asked_for_on_a_machine_without_cuda_exits_1(corpus, cli_runner, mo
 
 
 def test_cuda_out_of_memory_names_the_batch_size_and_what_to_try(corpus, cli_runner, monkeypatch):
-    from lrfind_cli.engine import sweep as finder
+    from lrfind_cli.engine import step as finder
 
     real = finder.default_step
     calls = []

@@ -62,6 +62,15 @@ class StepConfig:
     accumulation_steps: int
     clipping: Clipping
 
+    @classmethod
+    def create(cls, step_fn: StepFn | None, loss_fn: Callable | None, device: torch.device, precision: str,
+               accumulation_steps: int, clipping: Clipping, scaler: Any = None) -> StepConfig:
+        """The step for a precision on a device: `default_step` when step_fn is None, a GradScaler of its own for fp16
+        unless `scaler` is given."""
+        if scaler is None and precision == "fp16":
+            scaler = grad_scaler(device)
+        return cls(step_fn or default_step, loss_fn, device, autocast_for(device, precision), scaler, accumulation_steps, clipping)
+
 
 def default_step(model: torch.nn.Module, batch: Any, loss_fn: Callable | None) -> torch.Tensor:
     """The training step when none is given.

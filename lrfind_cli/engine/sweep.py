@@ -19,18 +19,7 @@ from .config import SweepConfig, check_arguments
 from .guard import RestoreGuard
 from .reader import LossReader, StepInfo, Stop
 from .schedule import resolve_ratios, set_lr
-from .step import (
-    Clipping,
-    StepConfig,
-    StepFn,
-    autocast_for,
-    default_step,
-    evaluate,
-    grad_scaler,
-    model_device,
-    sweep_modes,
-    train_step,
-)
+from .step import Clipping, StepConfig, StepFn, evaluate, model_device, sweep_modes, train_step
 
 
 class RangeTestInterrupted(KeyboardInterrupt):
@@ -122,9 +111,8 @@ def run_sweep(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_lo
     device = model_device(model)
     reader = LossReader(config, device, val_fn is not None, on_step)
     internal_scaler = scaler is None and config.precision == "fp16"
-    step = StepConfig(step_fn or default_step, loss_fn, device, autocast_for(device, config.precision),
-                      grad_scaler(device) if internal_scaler else scaler, config.accumulation_steps,
-                      Clipping(config.max_grad_norm, config.max_grad_value))
+    step = StepConfig.create(step_fn, loss_fn, device, config.precision, config.accumulation_steps,
+                             Clipping(config.max_grad_norm, config.max_grad_value), scaler)
     ratios = resolve_ratios(optimizer, group_scales)
     state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=config.snapshot == "disk",
                      loss=loss_fn if isinstance(loss_fn, torch.nn.Module) else None)
