@@ -1,10 +1,9 @@
-"""The `lrfind` command line: parses argv, calls the runner, maps errors to exit codes. No torch at import."""
+"""The `lrfind` command line: parses argv and calls; what it prints goes through `Output`. No torch at import."""
 
 from __future__ import annotations
 
 import enum
 import os
-import sys
 import traceback
 import warnings
 from pathlib import Path
@@ -13,15 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .errors import (
-    EXIT_INTERRUPTED,
-    EXIT_NO_SUGGESTION,
-    EXIT_RUNTIME,
-    EXIT_TERMINATED,
-    EXIT_USAGE,
-    LrfindError,
-    short_message,
-)
+from .errors import EXIT_NO_SUGGESTION, Interrupted, LrfindError, Problem, SpecError, ending
+from .output import Output
 
 app = typer.Typer(
     add_completion=False,
@@ -96,11 +88,18 @@ def run(
         overrides.append(f"device={device}")
     if out is not None:
         overrides.append(f"output.dir={_yaml_string(str(out))}")
-    if json_out and quiet:
-        _say("error: --json and --quiet: --json prints the whole result on stdout, -q only the learning rate "
-             "(use one of them)")
-        raise typer.Exit(EXIT_USAGE)
-    _guarded(verbose, lambda: _run(spec, overrides, json_out, quiet, verbose, summary))
+    from .distributed import env_rank
+
+    # Under torchrun, rank 0 alone draws and prints; the other ranks stay silent unless -v.
+    output = Output.resolve(json_out, quiet, main=env_rank() == 0, verbose=verbose)
+
+    def go() -> None:
+        if json_out and quiet:
+            raise SpecError(Problem("--json and --quiet", "--json prints the whole result on stdout, -q only the learning rate",
+                                    "use one of them"))
+        _run(spec, overrides, output, summary)
+
+    _guarded(output, verbose, go)
 
 
 @app.command()
@@ -114,13 +113,15 @@ def validate(spec: SpecArg, set_: SetOpt = None, verbose: VerboseOpt = False) ->
       lrfind validate spec.yaml --set optimizer.name=AdamW
     """
 
+    output = Output()
+
     def check() -> None:
         from .spec import load_spec
 
         loaded = load_spec(spec, list(set_ or []))
-        _say(f"{spec}: valid ({loaded.spec.model.name}, {loaded.spec.optimizer.name}, {loaded.spec.data.name})")
+        output.say(f"{spec}: valid ({loaded.spec.model.name}, {loaded.spec.optimizer.name}, {loaded.spec.data.name})")
 
-    _guarded(verbose, check)
+    _guarded(output, verbose, check)
 
 
 class Kind(str, enum.Enum):
@@ -152,16 +153,18 @@ def ls(
       lrfind ls losses '*entropy*'
     """
 
+    output = Output()
+
     def show() -> None:
         from .catalog import registry
 
         names = registry(kind.value).list(pattern)
         if names:
-            sys.stdout.write("".join(f"{name}\n" for name in names))
+            output.names(names)
         else:
-            _say(f"no {kind.value} match {pattern!r}; run `lrfind ls {kind.value}` for all of them")
+            output.say(f"no {kind.value} match {pattern!r}; run `lrfind ls {kind.value}` for all of them")
 
-    _guarded(verbose, show)
+    _guarded(output, verbose, show)
 
 
 @app.command()
@@ -177,7 +180,7 @@ def schema() -> None:
     """
     from .schema import schema_text
 
-    sys.stdout.write(schema_text())
+    Output().data(schema_text())
 
 
 @app.command()
@@ -196,87 +199,47 @@ def compare(
 
       lrfind compare a/result.json b/result.json --json
     """
-    _guarded(verbose, lambda: _compare(results, out, json_out))
+    output = Output.resolve(json_out)
+    _guarded(output, verbose, lambda: _compare(results, out, output))
 
 
-def _compare(paths: list[Path], out: Path, json_out: bool) -> None:
-    import json
-
-    from .errors import Problem as _Problem
-    from .errors import SpecError
-    from .results import RESULT_JSON, RangeTestResult
-
-    curves, rows = [], []
-    for given in paths:
-        path = given / RESULT_JSON if given.is_dir() else given
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            # a grid result holds one run per variant: each is compared on its own
-            entries = [(f"{given} [{', '.join(f'{k}={v}' for k, v in run['overrides'].items())}]",
-                        RangeTestResult.from_dict({**doc, **run}), {**doc, **run}) for run in doc.get("runs") or []]
-            entries = entries or [(str(given), RangeTestResult.from_dict(doc), doc)]
-        except FileNotFoundError:
-            raise SpecError(_Problem(str(path), "no such result file", "pass result.json files or their directories")) from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise SpecError(_Problem(str(path), f"not an lrfind result.json ({short_message(exc)})",
-                                     "pass files written by `lrfind run`")) from None
-        for label, result, entry in entries:
-            curves.append((label, result))
-            rows.append({"result": label, "status": result.status, "suggested_lr": result.suggested_lr, "method": result.method,
-                         "best_loss": result.best["loss"], "best_lr": result.best["lr"], "num_steps": result.num_steps,
-                         "global_batch_size": entry.get("global_batch_size")})
+def _compare(paths: list[Path], out: Path, output: Output) -> None:
+    from .compare import read_results
     from .plot import save_plot
 
+    curves, rows = read_results(paths)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_plot(curves, out, "lrfind compare")
-    if json_out:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-    else:
-        width = max(len(r["result"]) for r in rows)
-        sys.stdout.write(f"{'result':<{width}}  {'suggested_lr':>12}  {'method':<9} {'best loss':>10}  {'at lr':>9}  status\n")
-        for r in rows:
-            lr = "-" if r["suggested_lr"] is None else f"{r['suggested_lr']:.4g}"
-            best = "-" if r["best_loss"] is None else f"{r['best_loss']:.4g}"
-            at = "-" if r["best_lr"] is None else f"{r['best_lr']:.3g}"
-            sys.stdout.write(f"{r['result']:<{width}}  {lr:>12}  {r['method']:<9} {best:>10}  {at:>9}  {r['status']}\n")
-    _say(f"wrote {out}")
+    output.compare(rows)
+    output.say(f"wrote {out}")
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into an interrupt so the sweep stops, restores and writes its partial result."""
-
-
-def _run(spec_path: Path, overrides: list[str], json_out: bool, quiet: bool, verbose: bool = False,
-         summary: Path | None = None) -> None:
-    from .distributed import env_rank
+def _run(spec_path: Path, overrides: list[str], output: Output, summary: Path | None = None) -> None:
     from .spec import load_spec
 
-    # Under torchrun, rank 0 alone draws and prints; the other ranks stay silent unless -v.
-    main_rank = env_rank() == 0
-    if not main_rank and not verbose:
-        quiet, json_out = True, False
     terminated = _exit_143_on_sigterm()  # before the (slow) loading, so an early SIGTERM also exits 143
     # Keys and types are checked without torch; the line below shows before torch takes seconds to load.
-    loaded = load_spec(spec_path, overrides, on_targets=_first_line(spec_path, silent=quiet or json_out))
-    from .runner import Interrupted
-
+    loaded = load_spec(spec_path, overrides, on_targets=output.first_line(spec_path))
     try:
-        outcome = _sweep_with_progress(loaded, live=not (quiet or json_out))
-    except Interrupted as stop:
-        if json_out and main_rank:
-            sys.stdout.write(stop.outcome.json_text)
-        _write_summary(summary, stop.outcome, loaded, main_rank)
-        _say(f"interrupted: partial result in {stop.outcome.out_dir}; the model was restored")
-        raise typer.Exit(EXIT_TERMINATED if terminated["seen"] else EXIT_INTERRUPTED) from None
-    except LrfindError as exc:
-        exc.args = (_located(str(exc), loaded),)
+        outcome = _sweep_with_progress(loaded, output)
+    except KeyboardInterrupt as stop:
+        partial = getattr(stop, "outcome", None)
+        if partial is not None:
+            output.partial(partial)
+            _write_summary(summary, partial, loaded, output)
+        if terminated["seen"] or partial is not None:
+            raise Interrupted(outcome=partial, terminated=terminated["seen"]) from None
         raise
-    _write_summary(summary, outcome, loaded, main_rank)
-    if main_rank:
-        _print_outcome(outcome, json_out, quiet)
+    except LrfindError as exc:
+        exc.where = loaded.written_at(exc.key) if exc.key else ""
+        raise
+    _write_summary(summary, outcome, loaded, output)
+    output.outcome(outcome)
     result = outcome.result
     if result.suggested_lr is None:
-        _say(_no_suggestion(result, loaded.spec.precision))
+        from .diagnosis import no_suggestion
+
+        output.say(no_suggestion(result, loaded.spec.precision))
     _exit_together(EXIT_NO_SUGGESTION if result.suggested_lr is None else 0)
 
 
@@ -288,38 +251,21 @@ def _exit_143_on_sigterm() -> dict[str, bool]:
 
     def on_sigterm(signum, frame) -> None:
         terminated["seen"] = True
-        raise _Terminated()
+        raise Interrupted(terminated=True)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     return terminated
 
 
-def _sweep_with_progress(loaded, live: bool):
-    """run_spec, with the live table on stderr unless `live` is off (-q, --json, other ranks)."""
+def _sweep_with_progress(loaded, output: Output):
+    """run_spec, with the live table on stderr in human mode."""
     from .runner import run_spec, title_of
     from .ui import LiveReporter
 
-    if not live:
+    if not output.live:
         return run_spec(loaded)
-    with LiveReporter(_stderr(), title_of(loaded), loaded.spec.sweep.num_iter) as reporter:
+    with LiveReporter(output.console, title_of(loaded), loaded.spec.sweep.num_iter) as reporter:
         return run_spec(loaded, on_step=reporter.on_step, on_variant=reporter.on_variant, on_repeat=reporter.on_repeat)
-
-
-def _print_outcome(outcome, json_out: bool, quiet: bool) -> None:
-    """Rank 0's output: the JSON document, the bare lr (-q), or the summary; then the confidence warnings."""
-    result = outcome.result
-    if json_out:
-        sys.stdout.write(outcome.json_text)
-    elif quiet:
-        if result.suggested_lr is not None:
-            sys.stdout.write(f"{result.suggested_lr!r}\n")
-    else:
-        _print_summary(outcome)
-    if result.suggested_lr is not None:
-        from .suggest import LOW_CONFIDENCE
-
-        for flag, note in zip(result.confidence.get("flags", []), result.confidence.get("notes", [])):
-            _say(f"warning: {'low confidence' if flag in LOW_CONFIDENCE else 'note'} ({flag}): {note}")
 
 
 def _exit_together(code: int) -> None:
@@ -330,137 +276,37 @@ def _exit_together(code: int) -> None:
         raise typer.Exit(code)
 
 
-def _first_line(spec_path: Path, silent: bool):
-    """What to say before torch loads (seconds on a small machine), so the screen is not blank; None when silent."""
-    if silent:
-        return None
-    return lambda: _say(f"{spec_path}: loading torch to check names and build the run")
-
-
-def _write_summary(option: Path | None, outcome, loaded, main_rank: bool) -> None:
+def _write_summary(option: Path | None, outcome, loaded, output: Output) -> None:
     """Append the markdown summary for CI (rank 0 only); one that cannot be written is a warning, not a failed run."""
     from .runner import title_of
     from .summary import append_summary, markdown_summary, summary_path
 
     path = summary_path(option)
-    if path is None or not main_rank:
+    if path is None or not output.main:
         return
     text = markdown_summary(outcome.result, title_of(loaded), outcome.out_dir, len(outcome.document.get("runs") or []))
     try:
         append_summary(path, text)
     except OSError as exc:
-        _say(f"warning: cannot append the summary to {path}: {exc.strerror or exc}; check --summary or $GITHUB_STEP_SUMMARY")
+        output.warning(f"cannot append the summary to {path}: {exc.strerror or exc}; check --summary or $GITHUB_STEP_SUMMARY")
 
 
-def _located(message: str, loaded) -> str:
-    """A runtime message that starts with a spec key ("data.batch_size: ...") gets the file:line of that key.
-
-    Only for keys written in the spec file: a key set by --set, --out or --device, or absent, is left as it is.
-    """
-    import re
-
-    match = re.match(r"([a-z_]+(?:\.\w+)*): ", message)
-    if not match:
-        return message
-    key = tuple(int(p) if p.isdigit() else p for p in match.group(1).split("."))
-    line = loaded.lines.get(key)
-    varied = list(loaded.overridden) + [tuple(k.split(".")) for k in (loaded.spec.grid or {})]
-    if line is None or any(key[: len(k)] == k or k[: len(key)] == key for k in varied):
-        return message
-    return f"{loaded.path}:{line} {message}"
-
-
-def _no_suggestion(result, precision: str) -> str:
-    """Why there is no suggestion, and what to try, on one line."""
-    import math
-
-    if result.losses and not any(math.isfinite(loss) for loss in result.losses):
-        # The sweep stops at the first non-finite loss: here that was step 0, before anything was measured.
-        fp = f", or use precision: fp32 instead of {precision}" if precision != "fp32" else ""
-        return (f"no usable suggestion: the loss was non-finite ({result.losses[0]}) from the first step, at lr "
-                f"{result.lrs[0]:.3g}, so nothing was measured; lower sweep.start_lr, check the data for NaN or infinite "
-                f"inputs and for labels the loss cannot take (e.g. out of range), or load a model.checkpoint that is not "
-                f"already broken{fp}")
-    from .suggest import FLAG_NOTES
-
-    flags = result.confidence.get("flags") or []
-    # the message says what the flag in result.json says: too few points, or no fall beyond noise
-    why = FLAG_NOTES["too_few_points" if "too_few_points" in flags else "flat_curve"]
-    return f"no usable suggestion after {result.num_steps} steps ({result.stop_reason}): {why}"
-
-
-def _print_summary(outcome) -> None:
-    result = outcome.result
-    out = sys.stdout
-    shown = "none" if result.suggested_lr is None else format(result.suggested_lr, ".4g")
-    from .suggest import SCHEDULE_NAMES
-
-    out.write(f"suggested_lr: {shown} ({SCHEDULE_NAMES.get(result.method, result.method)})\n")
-    if result.lr_range:
-        out.write(f"lr_range: {result.lr_range[0]:.4g} .. {result.lr_range[1]:.4g} (base_lr .. max_lr for a cyclic schedule)\n")
-    for name, lr in result.suggestions.items():
-        out.write(f"  {name:<9} {'-' if lr is None else format(lr, '.4g')}\n")
-    quality = result.confidence
-    if quality.get("repeats", 1) > 1:
-        spread = quality.get("spread_decades")
-        shown_spread = "-" if spread is None else f"{spread:.2f} decades"
-        out.write(f"repeats: {quality['repeats']}, spread of the suggestion {shown_spread}\n")
-    best = result.best
-    if best["lr"] is not None:
-        out.write(f"best smoothed loss {best['loss']:.4g} at lr {best['lr']:.4g}\n")
-    out.write(f"{result.status}: {result.stop_reason}\n")
-    runs = outcome.document.get("runs")
-    if runs:
-        best = outcome.document["best_run"]
-        out.write(f"grid: {len(runs)} runs; on top: run {best['index'] + 1} ({best['criterion']})\n")
-        for i, run in enumerate(runs):
-            lr = "-" if run["suggested_lr"] is None else format(run["suggested_lr"], ".4g")
-            label = ", ".join(f"{k}={v}" for k, v in run["overrides"].items())
-            out.write(f"  run {i + 1}: {label:<40} suggested_lr {lr:<10} {run['status']}\n")
-    out.write(f"outputs: {outcome.out_dir}/ (result.json, history.csv, lr_find.png)\n")
-
-
-def _guarded(verbose: bool, action) -> None:
-    """Run a command body; turn errors into one clear line each on stderr and the contract's exit code."""
+def _guarded(output: Output, verbose: bool, action) -> None:
+    """Run a command body; an error ends it with the lines and the exit code of the one error table (`errors.ending`)."""
     debug = verbose or os.environ.get("LRFIND_DEBUG", "") not in ("", "0")
     try:
         with warnings.catch_warnings():
             if not debug:
-                warnings.showwarning = _warning_line  # a library's warning: one line, not its source excerpt
+                warnings.showwarning = output.python_warning  # a library's warning: one line, not its source excerpt
             action()
     except typer.Exit:
         raise
-    except LrfindError as exc:
-        if debug:
+    except (Exception, KeyboardInterrupt) as exc:
+        end = ending(exc)
+        if debug and end.traceback:
             traceback.print_exc()  # -v shows the traceback; the exit code stays the contract's
-        for line in str(exc).splitlines():
-            _say(f"error: {line}")
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt as exc:
-        _say("interrupted")
-        raise typer.Exit(EXIT_TERMINATED if isinstance(exc, _Terminated) else EXIT_INTERRUPTED) from None
-    except Exception as exc:
-        if debug:
-            traceback.print_exc()  # -v shows the traceback; the exit code stays the contract's
-        _say(f"error: unexpected {type(exc).__name__}: {short_message(exc)} (run with -v or LRFIND_DEBUG=1 for the traceback)")
-        raise typer.Exit(EXIT_RUNTIME) from None
-
-
-def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    _say(f"warning: {category.__name__}: {short_message(message)} ({filename}:{lineno})")
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def _say(text: str) -> None:
-    """One plain line on stderr: no markup, no highlighting, never wrapped; under torchrun it names the rank."""
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-        text = f"[rank {os.environ.get('RANK', '?')}] {text}"
-    _stderr().print(text, highlight=False, markup=False, soft_wrap=True)
+        output.error(end)
+        raise typer.Exit(end.code) from None
 
 
 def _yaml_string(text: str) -> str:

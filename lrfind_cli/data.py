@@ -109,13 +109,13 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, drop_last: 
     except TypeError:
         size = None
     if size == 0:
-        raise RunError("data: the dataset is empty; check data.name and data.kwargs (root, split, train)")
+        raise RunError("data: the dataset is empty; check data.name and data.kwargs (root, split, train)", key="data")
     if size is not None and drop_last and size // world_size < batch_size:
         per_rank = f" per rank ({world_size} ranks)" if world_size > 1 else ""
         raise RunError(
             f"data.batch_size: {batch_size} is larger than the dataset ({size // world_size} samples{per_rank}) with "
             "data.drop_last: true; lower data.batch_size or set data.drop_last: false"
-        )
+        , key="data.batch_size")
     sampler = None
     if world_size > 1:
         from torch.utils.data.distributed import DistributedSampler
@@ -157,12 +157,14 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RunError(f"device: {name!r} was asked for but CUDA is not available on this machine; use --device cpu or device: auto")
+            raise RunError(f"device: {name!r} was asked for but CUDA is not available on this machine; use --device cpu or device: auto",
+                           key="device")
         if device.index is not None and device.index >= torch.cuda.device_count():
             count = torch.cuda.device_count()
-            raise RunError(f"device: {name!r} does not exist ({count} CUDA devices); use cuda:0 .. cuda:{count - 1}")
+            raise RunError(f"device: {name!r} does not exist ({count} CUDA devices); use cuda:0 .. cuda:{count - 1}", key="device")
     if device.type == "mps" and not _mps_available():
-        raise RunError("device: 'mps' was asked for but MPS is not available on this machine; use --device cpu or device: auto")
+        raise RunError("device: 'mps' was asked for but MPS is not available on this machine; use --device cpu or device: auto",
+                       key="device")
     return device
 
 

@@ -51,14 +51,14 @@ def setup(device_name: str):
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise RunError(f"device: local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
-                           "start at most one process per GPU (--nproc_per_node) or use --device cpu")
+                           "start at most one process per GPU (--nproc_per_node) or use --device cpu", key="device")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         backend = "nccl"
     elif device.type == "cpu":
         backend = "gloo"
     else:
-        raise RunError(f"device: {device.type} is not supported with torchrun; use cuda or cpu")
+        raise RunError(f"device: {device.type} is not supported with torchrun; use cuda or cpu", key="device")
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=timedelta(seconds=TIMEOUT_S))
         import atexit

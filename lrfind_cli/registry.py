@@ -323,9 +323,9 @@ def _did_you_mean(name: str, choices: list[str]) -> str:
 def build_model(spec) -> torch.nn.Module:
     """Construct the model named by a ModelSpec and load its checkpoint, if any."""
     factory = resolve_model(spec.name)
-    model = call_user(factory, spec.kwargs, f"model: building {spec.name!r}")
+    model = call_user(factory, spec.kwargs, "model", f"building {spec.name!r}")
     if not isinstance(model, torch.nn.Module):
-        raise RunError(f"model: {spec.name!r} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise RunError(f"model: {spec.name!r} returned a {type(model).__name__}, not a torch.nn.Module", key="model")
     if spec.checkpoint:
         load_checkpoint(model, spec.checkpoint, strict=spec.strict)
     return model
@@ -337,7 +337,7 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
     A dict holding it under 'state_dict', 'model_state_dict' or 'model' (a training checkpoint) is unwrapped.
     """
     if not os.path.isfile(path):
-        raise RunError(f"model.checkpoint: {path!r} does not exist; give the path of a saved state_dict")
+        raise RunError(f"model.checkpoint: {path!r} does not exist; give the path of a saved state_dict", key="model.checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -349,7 +349,7 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise RunError(f"model.checkpoint: {path!r} is not a state_dict (a mapping of names to tensors); "
-                       "save it with torch.save(model.state_dict(), path)")
+                       "save it with torch.save(model.state_dict(), path)", key="model.checkpoint")
     return state
 
 
@@ -361,12 +361,12 @@ def _unloadable(path: str, exc: Exception) -> RunError:
         # torch's own text is long and carries terminal escape codes: say what it means in one line.
         return RunError(f"model.checkpoint: {path!r} holds Python objects besides tensors ({found.group(1)}; a whole "
                         "model saved with torch.save(model)?), which loading with weights_only=True refuses; "
-                        "save it with torch.save(model.state_dict(), path)")
+                        "save it with torch.save(model.state_dict(), path)", key="model.checkpoint")
     if "weights only load failed" in text.lower() or "zip archive" in text.lower():
         return RunError(f"model.checkpoint: {path!r} cannot be loaded as weights: it is not a file written by "
-                        "torch.save (or it is truncated); save it with torch.save(model.state_dict(), path)")
+                        "torch.save (or it is truncated); save it with torch.save(model.state_dict(), path)", key="model.checkpoint")
     return RunError(f"model.checkpoint: {path!r} cannot be loaded as weights ({type(exc).__name__}: "
-                    f"{_plain(short_message(exc))}); save it with torch.save(model.state_dict(), path)")
+                    f"{_plain(short_message(exc))}); save it with torch.save(model.state_dict(), path)", key="model.checkpoint")
 
 
 def load_checkpoint(model: torch.nn.Module, path: str, strict: bool = True) -> None:
@@ -376,20 +376,22 @@ def load_checkpoint(model: torch.nn.Module, path: str, strict: bool = True) -> N
     missing, unexpected = _key_diff(expected, state)
     if strict and (missing or unexpected):
         raise RunError(f"model.checkpoint: {path!r} does not match the model: missing {_listing(missing)}, "
-                       f"unexpected {_listing(unexpected)}; check model.name and model.kwargs, or set model.strict: false")
+                       f"unexpected {_listing(unexpected)}; check model.name and model.kwargs, or set model.strict: false",
+                       key="model.checkpoint")
     if not strict and len(missing) == len(expected):
         raise RunError(f"model.checkpoint: {path!r} shares no key with the model (the model's keys look like "
                        f"{_listing(list(expected), 3)}, the checkpoint's like {_listing(list(state), 3)}); "
-                       "check model.name and model.kwargs, or strip a prefix such as 'module.' from the checkpoint's keys")
+                       "check model.name and model.kwargs, or strip a prefix such as 'module.' from the checkpoint's keys",
+                       key="model.checkpoint")
     shapes = [f"{k} (checkpoint {list(state[k].shape)}, model {list(v.shape)})"
               for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if shapes:
         raise RunError(f"model.checkpoint: {path!r} does not fit the model: shape mismatch for {_listing(shapes, quote=False)}; "
-                       "check model.kwargs (e.g. num_classes), or remove those entries from the checkpoint")
+                       "check model.kwargs (e.g. num_classes), or remove those entries from the checkpoint", key="model.checkpoint")
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
-        raise RunError(f"model.checkpoint: {path!r} does not match the model: {short_message(exc)}") from None
+        raise RunError(f"model.checkpoint: {path!r} does not match the model: {short_message(exc)}", key="model.checkpoint") from None
 
 
 def build_dataset(spec) -> Any:
@@ -404,13 +406,13 @@ def build_dataset(spec) -> Any:
     try:
         # Missing files of a torchvision dataset: say where they should be. A user's dataset failing is its own error.
         missing = (RuntimeError, FileNotFoundError) if is_torchvision else ()
-        dataset = call_user(factory, kwargs, f"data: building {spec.name!r}", reraise=missing)
+        dataset = call_user(factory, kwargs, "data", f"building {spec.name!r}", reraise=missing)
     except (RuntimeError, FileNotFoundError) as exc:
         root = str(kwargs.get("root", ""))
         raise RunError(
             f"data: {spec.name} could not be loaded from root {os.path.abspath(root)!r} ({short_message(exc)}); "
             "put the files there or set data.kwargs.download: true (needs network)"
-        ) from None
+        , key="data") from None
     if transform is not None and not takes_transform:
         dataset = TransformedDataset(dataset, transform)
     if spec.transforms is not None:
@@ -424,7 +426,7 @@ def build_transforms(items, *, default: bool) -> Callable | None:
     if items is None:
         # Images from torchvision datasets arrive as PIL images: make float tensors in [0, 1].
         return v2.Compose(_to_float_tensor()) if default else None
-    steps = [call_user(resolve_transform(t.name), t.kwargs, f"data.transforms: building {t.name!r}") for t in items]
+    steps = [call_user(resolve_transform(t.name), t.kwargs, "data.transforms", f"building {t.name!r}") for t in items]
     return v2.Compose(steps)
 
 
@@ -482,7 +484,7 @@ def build_optimizer(spec, model: torch.nn.Module, lr: float,
 
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
-        raise RunError("model: it has no trainable parameters (all have requires_grad=False)")
+        raise RunError("model: it has no trainable parameters (all have requires_grad=False)", key="model")
     groups, scales = [], []
     rest = list(named)
     for i, group in enumerate(spec.param_groups or []):
@@ -503,7 +505,7 @@ def build_optimizer(spec, model: torch.nn.Module, lr: float,
         groups.append({"params": loss_params, "lr": lr})
         scales.append(1.0)
     cls = resolve_optimizer(spec.name)
-    optimizer = call_user(cls, {"params": groups, "lr": lr, **spec.kwargs}, f"optimizer: building {spec.name!r}")
+    optimizer = call_user(cls, {"params": groups, "lr": lr, **spec.kwargs}, "optimizer", f"building {spec.name!r}")
     return optimizer, scales
 
 
@@ -521,7 +523,7 @@ def build_loss(spec) -> Callable | None:
         return None
     target = resolve_loss(spec.name)
     if inspect.isclass(target):
-        return call_user(target, spec.kwargs, f"loss: building {spec.name!r}")
+        return call_user(target, spec.kwargs, "loss", f"building {spec.name!r}")
     if spec.kwargs:
         import functools
 
@@ -539,14 +541,14 @@ def build_collate(path: str | None) -> Callable | None:
     return import_object(path) if path else None
 
 
-def call_user(factory: Callable, kwargs: dict, what: str, reraise: tuple = ()) -> Any:
-    """Call a constructor from the spec; its failure becomes a one-line RunError naming the user's code."""
+def call_user(factory: Callable, kwargs: dict, key: str, what: str, reraise: tuple = ()) -> Any:
+    """Call the constructor of spec key `key`; its failure becomes a one-line RunError naming the user's code."""
     try:
         return factory(**{k: _from_yaml(k, v) for k, v in kwargs.items()})
     except reraise:
         raise
     except Exception as exc:
-        raise RunError(f"{what} failed: {type(exc).__name__}: {short_message(exc)}{user_frame(exc)}") from exc
+        raise RunError(f"{key}: {what} failed: {type(exc).__name__}: {short_message(exc)}{user_frame(exc)}", key=key) from exc
 
 
 def _from_yaml(key: str, value: Any) -> Any:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Problem, RunError, SpecError, short_message, user_frame
+from .errors import Interrupted, Problem, RunError, SpecError, short_message, user_frame
 from .plot import save_plot
 from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, to_json, write_outputs
 from .signals import deliver, signals_held
@@ -35,36 +35,29 @@ class RunOutcome:
         return to_json(self.document)
 
 
-class Interrupted(Exception):
-    """The sweep was interrupted; the partial outcome is written and the model restored."""
-
-    def __init__(self, outcome: RunOutcome):
-        super().__init__(outcome.result.stop_reason)
-        self.outcome = outcome
-
-
 def output_dir(loaded: LoadedSpec) -> Path:
     """output.dir if set, else lrfind-out/<spec file stem>; refused early if unusable."""
     chosen = loaded.spec.output.dir
     out = Path(chosen) if chosen else Path("lrfind-out") / loaded.path.stem
     # A path that is a file is a usage error (exit 2), found before anything is built.
     if out.exists() and not out.is_dir():
-        raise SpecError(Problem("output.dir", f"{str(out)!r} exists and is not a directory", "choose another path with --out"))
+        raise SpecError(Problem("output.dir", f"{str(out)!r} exists and is not a directory", "choose another path with --out"),
+                        key="output.dir")
     probe = out
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
         raise SpecError(Problem("output.dir", f"{str(out)!r} cannot be created because {str(probe)!r} is a file, not a "
-                                "directory", "choose another path with --out"))
+                                "directory", "choose another path with --out"), key="output.dir")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise RunError(f"output.dir: {str(probe)!r} is not writable; choose another path with --out")
+        raise RunError(f"output.dir: {str(probe)!r} is not writable; choose another path with --out", key="output.dir")
     inputs = {loaded.path.resolve()}
     if loaded.spec.model.checkpoint:
         inputs.add(Path(loaded.spec.model.checkpoint).resolve())
     for name in OUTPUT_FILES:
         if (out / name).resolve() in inputs:
             raise RunError(f"output.dir: writing {name} there would overwrite an input of this run ({out / name}); "
-                           "choose another directory with --out")
+                           "choose another directory with --out", key="output.dir")
     return out
 
 
@@ -84,8 +77,6 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     """
     from . import distributed
     from .data import resolve_device
-    from .engine import RangeTestInterrupted
-
     spec = loaded.spec
     out_dir = output_dir(loaded)
     ctx, device = distributed.setup(spec.device)  # (None, None) unless started by torchrun
@@ -96,13 +87,13 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
             if on_variant is not None:
                 on_variant(index, len(loaded.variants), variant_label(overrides))
             result = _sweep(variant, device, ctx, on_step, on_repeat)
-        except RangeTestInterrupted as stop:
-            runs.append((overrides, _with_scale(stop.result, variant, ctx)))
-            raise Interrupted(_write(loaded, runs, out_dir, ctx, interrupted=True)) from None
-        except KeyboardInterrupt:
-            if not runs:
+        except KeyboardInterrupt as stop:
+            partial = getattr(stop, "result", None)  # the engine's Interrupted carries what it measured
+            if partial is not None:
+                runs.append((overrides, _with_scale(partial, variant, ctx)))
+            elif not runs:
                 raise  # nothing measured yet: nothing to write
-            raise Interrupted(_write(loaded, runs, out_dir, ctx, interrupted=True)) from None  # between two runs
+            raise Interrupted(outcome=_write(loaded, runs, out_dir, ctx, interrupted=True)) from None
         runs.append((overrides, _with_scale(result, variant, ctx)))
     return _write(loaded, runs, out_dir, ctx)
 
@@ -143,7 +134,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
     start, with data order seed, seed + 1, ...; `on_repeat(index, N)` is called before each and the
     results are combined (`repeats.combine`).
     """
-    from .engine import RangeTestInterrupted, TrainingFailed, check_arguments, run_sweep
+    from .engine import TrainingFailed, check_arguments, run_sweep
 
     built = _build(spec, device, ctx)
     config = sweep_config(spec)
@@ -155,7 +146,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
         try:
             result = run_sweep(built.model, built.optimizer, loader, built.loss_fn, config, step_fn=built.step_fn,
                                on_step=on_step, val_fn=built.val_fn, group_scales=built.scales)
-        except RangeTestInterrupted as stop:
+        except Interrupted as stop:
             runs.append((seed, stop.result))
             stop.result = _combined(spec, runs, built)
             raise
@@ -215,8 +206,6 @@ def _loader(spec: Spec, built: Built, device, ctx, seed: int, resident: bool = F
 def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: list[tuple[int, RangeTestResult]],
                    on_repeat: Callable | None):
     """The loader of one repeat, after `on_repeat`; a Ctrl-C here, between repeats, ends with the repeats measured so far."""
-    from .engine import RangeTestInterrupted
-
     try:
         if on_repeat is not None:
             on_repeat(repeat, spec.sweep.repeats)
@@ -226,7 +215,7 @@ def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: lis
             raise
         partial = _combined(spec, runs, built)
         reason = f"interrupted before repeat {repeat + 1} of {spec.sweep.repeats}; {partial.stop_reason}"
-        raise RangeTestInterrupted(dataclasses.replace(partial, status="interrupted", stop_reason=reason)) from None
+        raise Interrupted(result=dataclasses.replace(partial, status="interrupted", stop_reason=reason)) from None
 
 
 def _combined(spec: Spec, runs: list[tuple[int, RangeTestResult]], built: Built) -> RangeTestResult:
@@ -320,13 +309,13 @@ def _training_error(exc: BaseException, step: int | None, spec: Spec, device) ->
     from .engine import LoaderExhausted, StepOutputError
 
     if isinstance(exc, LoaderExhausted):
-        return RunError(f"data: {spec.data.name!r} {at}: {exc}")
+        return RunError(f"data: {spec.data.name!r} {at}: {exc}", key="data")
     if isinstance(exc, StepOutputError):
-        return RunError(_step_output_message(exc, spec, at))
+        return RunError(_step_output_message(exc, spec, at), key="step" if exc.source == "step" and spec.step else "loss")
     what, where = _plain_failure(exc)
     if _in_data_loading(exc):
         return RunError(f"data: reading a batch of {spec.data.name!r} failed {at}: {what}{where}; fix the dataset "
-                        "(its __getitem__ or data.transforms), data.kwargs, or data.collate_fn")
+                        "(its __getitem__ or data.transforms), data.kwargs, or data.collate_fn", key="data")
     return RunError(f"the training step failed {at}: {what}{where}; {_failure_hint(what, spec)}")
 
 
@@ -445,7 +434,7 @@ def _validation_split(spec: Spec, dataset, device):
         held_out, dataset = Subset(dataset, order[:cut]), Subset(dataset, order[cut:])
     wanted = min(len(held_out), val.batches * spec.data.batch_size)
     if wanted == 0:
-        raise RunError("sweep.val: the validation split is empty; raise sweep.val.fraction or check sweep.val.kwargs")
+        raise RunError("sweep.val: the validation split is empty; raise sweep.val.fraction or check sweep.val.kwargs", key="sweep.val")
     picked = Subset(held_out, torch.randperm(len(held_out), generator=gen)[:wanted].tolist())
     collate_fn = build_collate(spec.data.collate_fn)
     batches = [to_device(b, device) for b in DataLoader(picked, batch_size=spec.data.batch_size, collate_fn=collate_fn)]
@@ -516,7 +505,7 @@ def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]
     together = ctx if not interrupted else None
     if ctx is not None and not ctx.is_main:
         if all_finished(together):
-            raise RunError(f"output.dir: rank 0 could not write the outputs to {str(out_dir)!r} (its error says why)")
+            raise RunError(f"output.dir: rank 0 could not write the outputs to {str(out_dir)!r} (its error says why)", key="output.dir")
         return RunOutcome(result=result, out_dir=out_dir, paths={}, document=document)
     try:
         with signals_held() as held:  # all three files, or a signal waits: never a result without its plot
@@ -527,7 +516,7 @@ def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]
         all_finished(together, failed=True)
         if isinstance(exc, OSError):
             raise RunError(f"output.dir: cannot write to {str(out_dir)!r}: {exc.strerror or exc}; "
-                           "choose another path with --out") from None
+                           "choose another path with --out", key="output.dir") from None
         raise
     all_finished(together)
     if held:

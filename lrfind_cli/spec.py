@@ -197,6 +197,18 @@ class LoadedSpec(BaseModel):
     def where(self, *key: str | int) -> str:
         return _where(self.path, self.lines, key, self.overridden)
 
+    def written_at(self, dotted: str) -> str:
+        """'spec.yaml:12' when the dotted key is written in the spec file itself, else ''.
+
+        A key absent from the file, or set by --set, --out, --device or the grid, has no line of the file to blame.
+        """
+        key = key_tuple(dotted)
+        line = self.lines.get(key)
+        varied = list(self.overridden) + [key_tuple(k) for k in (self.spec.grid or {})]
+        if line is None or any(key[: len(k)] == k or k[: len(key)] == key for k in varied):
+            return ""
+        return f"{self.path}:{line}"
+
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check_targets: bool = True,
               on_targets: Callable[[], None] | None = None) -> LoadedSpec:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ..errors import Interrupted
 from ..results import RangeTestResult
 from ..signals import signals_held
 from ..snapshot import Snapshot
@@ -21,13 +22,8 @@ from .reader import LossReader, StepInfo, Stop
 from .schedule import resolve_ratios, set_lr
 from .step import Clipping, StepConfig, StepFn, evaluate, model_device, sweep_modes, train_step
 
-
-class RangeTestInterrupted(KeyboardInterrupt):
-    """Raised after a KeyboardInterrupt once the state is restored; `.result` holds what was measured."""
-
-    def __init__(self, result: RangeTestResult):
-        super().__init__("range test interrupted")
-        self.result = result
+# Raised after a KeyboardInterrupt once the state is restored; `.result` holds what was measured (the one interrupt type).
+RangeTestInterrupted = Interrupted
 
 
 class TrainingFailed(Exception):
@@ -131,7 +127,7 @@ def run_sweep(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_lo
     result = _result(reader, stop, config, device, time.perf_counter() - started)
     result.group_scales = ratios
     if stop.status == "interrupted":
-        raise RangeTestInterrupted(result)
+        raise Interrupted(result=result)
     return result
 
 
