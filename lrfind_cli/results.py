@@ -1,4 +1,4 @@
-"""RangeTestResult and the output files: result.json and history.csv, written atomically."""
+"""RangeTestResult, RunRecord and the output files: result.json (built by `to_document` alone) and history.csv, written atomically."""
 
 from __future__ import annotations
 
@@ -108,7 +108,11 @@ class RangeTestResult:
         )
 
     def to_dict(self, spec: dict | None = None) -> dict[str, Any]:
-        """The result.json document (non-finite numbers become null)."""
+        """The result.json document of this result alone (non-finite numbers become null); see `to_document`."""
+        return to_document([RunRecord({}, self, world_size=None)], 0, spec)
+
+    def fields(self, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """This result's own fields as result.json names them, in its order (only `keys`, in their order, if given)."""
         doc = {
             "schema_version": SCHEMA_VERSION,
             "status": self.status,
@@ -127,20 +131,61 @@ class RangeTestResult:
             "duration_s": round(self.duration_s, 3),
             "sweep": {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_iter": self.num_iter, "mode": self.mode},
             "history": self.history,
-            "spec": spec,
-            "versions": versions(),
-            **self.extra,
         }
-        if self.repeats:
-            doc["repeats"] = [repeat_entry(seed, r) for seed, r in self.repeats]
-        return _finite(doc)
+        return doc if keys is None else {k: doc[k] for k in keys}
 
 
-def repeat_entry(seed: int, result: RangeTestResult) -> dict[str, Any]:
-    """One range test of several behind a result: its data-order seed, outcome, suggestions and history."""
-    return {"seed": seed, "status": result.status, "suggested_lr": result.suggested_lr, "suggestions": dict(result.suggestions),
-            "lr_range": result.lr_range, "best": result.best, "num_steps": result.num_steps,
-            "stop_reason": result.stop_reason, "history": result.history}
+# What each run of a grid, and each repeat of a run, shows of its result in result.json.
+RUN_KEYS = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "confidence", "best", "num_steps",
+            "stop_reason", "history")
+REPEAT_KEYS = ("status", "suggested_lr", "suggestions", "lr_range", "best", "num_steps", "stop_reason", "history")
+BEST_RUN_CRITERION = "lowest minimum of the smoothed training loss among runs with a suggestion"
+
+
+@dataclass
+class RunRecord:
+    """One run of a spec (one variant of a grid): the overrides that made it, its result, and the scale it ran at.
+
+    `global_batch_size` is the samples behind each optimizer step (per-rank batch x ranks x accumulation).
+    `world_size=None` means the scale is unknown (a result on its own, outside a run): result.json leaves it out.
+    """
+
+    overrides: dict[str, Any]
+    result: RangeTestResult
+    world_size: int | None = 1
+    global_batch_size: int | None = None
+
+    @property
+    def scale(self) -> dict[str, Any]:
+        return {} if self.world_size is None else {"world_size": self.world_size, "global_batch_size": self.global_batch_size}
+
+    def entry(self) -> dict[str, Any]:
+        """This run as an entry of result.json's `runs`."""
+        return {"overrides": self.overrides, **self.result.fields(RUN_KEYS), **_repeats(self.result), **self.scale}
+
+
+def to_document(runs: list[RunRecord], best: int, spec: dict | None = None, *, grid: bool = False,
+                interrupted: str | None = None) -> dict[str, Any]:
+    """result.json, the one place it is built: the best run's fields on top; with a grid, every run and which is on top.
+
+    `interrupted` (an interrupted grid) replaces the top-level stop reason and makes the status "interrupted".
+    Non-finite numbers become null.
+    """
+    top = runs[best]
+    doc = {**top.result.fields(), "spec": spec, "versions": versions(), **top.result.extra, **top.scale, **_repeats(top.result)}
+    if interrupted is not None:
+        doc["status"], doc["stop_reason"] = "interrupted", interrupted
+    if grid:
+        doc["best_run"] = {"index": best, "overrides": top.overrides, "criterion": BEST_RUN_CRITERION}
+        doc["runs"] = [run.entry() for run in runs]
+    return _finite(doc)
+
+
+def _repeats(result: RangeTestResult) -> dict[str, Any]:
+    """{"repeats": [...]} with each range test behind a result (its data-order seed first), or {} for a single one."""
+    if not result.repeats:
+        return {}
+    return {"repeats": [{"seed": seed, **r.fields(REPEAT_KEYS)} for seed, r in result.repeats]}
 
 
 def versions() -> dict[str, str]:

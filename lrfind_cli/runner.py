@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import Interrupted, Problem, RunError, SpecError, short_message, user_frame
 from .plot import save_plot
-from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, to_json, write_outputs
+from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, RunRecord, to_document, to_json, write_outputs
 from .signals import deliver, signals_held
 from .spec import LoadedSpec, Spec, variant_label
 
@@ -81,7 +81,7 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     out_dir = output_dir(loaded)
     ctx, device = distributed.setup(spec.device)  # (None, None) unless started by torchrun
     device = device or resolve_device(spec.device)
-    runs: list[tuple[dict[str, Any], RangeTestResult]] = []
+    runs: list[RunRecord] = []
     for index, (overrides, variant) in enumerate(loaded.variants):
         try:
             if on_variant is not None:
@@ -90,11 +90,11 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
         except KeyboardInterrupt as stop:
             partial = getattr(stop, "result", None)  # the engine's Interrupted carries what it measured
             if partial is not None:
-                runs.append((overrides, _with_scale(partial, variant, ctx)))
+                runs.append(_record(overrides, partial, variant, ctx))
             elif not runs:
                 raise  # nothing measured yet: nothing to write
             raise Interrupted(outcome=_write(loaded, runs, out_dir, ctx, interrupted=True)) from None
-        runs.append((overrides, _with_scale(result, variant, ctx)))
+        runs.append(_record(overrides, result, variant, ctx))
     return _write(loaded, runs, out_dir, ctx)
 
 
@@ -469,26 +469,23 @@ def _fast_paths(spec, model, device) -> dict[str, bool]:
             "device_batches": perf.device_batches}
 
 
-def _with_scale(result: RangeTestResult, spec: Spec, ctx) -> RangeTestResult:
-    """Record how many processes ran and the samples behind each optimizer step (per-rank batch x ranks x accumulation)."""
+def _record(overrides: dict[str, Any], result: RangeTestResult, spec: Spec, ctx) -> RunRecord:
+    """A run with how many processes ran it and the samples behind each optimizer step (per-rank batch x ranks x accumulation)."""
     world = ctx.world_size if ctx else 1
-    result.extra.update(world_size=world, global_batch_size=spec.data.batch_size * world * spec.sweep.accumulation_steps)
-    return result
+    return RunRecord(overrides, result, world, spec.data.batch_size * world * spec.sweep.accumulation_steps)
 
 
-BEST_RUN_CRITERION = "lowest minimum of the smoothed training loss among runs with a suggestion"
-
-
-def best_run(runs: list[tuple[dict[str, Any], RangeTestResult]]) -> int:
+def best_run(runs: list[RunRecord]) -> int:
     """The index of the run with a suggestion whose smoothed loss reached the lowest minimum.
 
     Runs without a suggestion count only when no run has one; the first run if no run has a minimum.
     """
-    scored = [(r.suggested_lr is None, r.best["loss"], i) for i, (_, r) in enumerate(runs) if r.best["loss"] is not None]
+    scored = [(run.result.suggested_lr is None, run.result.best["loss"], i) for i, run in enumerate(runs)
+              if run.result.best["loss"] is not None]
     return min(scored)[2] if scored else 0
 
 
-def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]], out_dir: Path, ctx,
+def _write(loaded: LoadedSpec, runs: list[RunRecord], out_dir: Path, ctx,
            interrupted: bool = False) -> RunOutcome:
     """Write the outputs (rank 0 only: other ranks hold the same result and write nothing).
 
@@ -496,8 +493,10 @@ def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]
     `best_run` says which one is on top and why. An interrupted grid says so at the top level too.
     """
     index = best_run(runs)
-    result = runs[index][1]
-    document = _document(loaded, runs, index, interrupted)
+    result = runs[index].result
+    note = f"interrupted with {len(runs)} of {len(loaded.variants)} runs measured (the last may be partial)"
+    document = to_document(runs, index, loaded.spec.model_dump(mode="json"), grid=bool(loaded.spec.grid),
+                           interrupted=note if interrupted and loaded.spec.grid else None)
     # After a normal end every rank waits here until rank 0 has written the files (an interrupted run
     # does not: its ranks may be stopped at different collectives).
     from .distributed import all_finished
@@ -510,7 +509,7 @@ def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]
     try:
         with signals_held() as held:  # all three files, or a signal waits: never a result without its plot
             paths = write_outputs(result, out_dir, document)
-            curves = [(variant_label(o) if loaded.spec.grid else "", r) for o, r in runs]
+            curves = [(variant_label(run.overrides) if loaded.spec.grid else "", run.result) for run in runs]
             paths["png"] = save_plot(curves, out_dir / PLOT_PNG, title_of(loaded))
     except Exception as exc:
         all_finished(together, failed=True)
@@ -522,24 +521,3 @@ def _write(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]
     if held:
         deliver(held)  # Ctrl-C or SIGTERM while writing: the outputs are complete, now it acts
     return RunOutcome(result=result, out_dir=out_dir, paths=paths, document=document)
-
-
-def _document(loaded: LoadedSpec, runs: list[tuple[dict[str, Any], RangeTestResult]], index: int,
-              interrupted: bool) -> dict[str, Any]:
-    """result.json: the best run's fields on top; with a grid, every run and which one is on top."""
-    document = runs[index][1].to_dict(loaded.spec.model_dump(mode="json"))
-    if interrupted and loaded.spec.grid:
-        document["status"] = "interrupted"
-        document["stop_reason"] = f"interrupted with {len(runs)} of {len(loaded.variants)} runs measured (the last may be partial)"
-    if loaded.spec.grid:
-        document["best_run"] = {"index": index, "overrides": runs[index][0],
-                                "criterion": BEST_RUN_CRITERION}
-        document["runs"] = [_run_entry(overrides, r) for overrides, r in runs]
-    return document
-
-
-def _run_entry(overrides: dict[str, Any], result: RangeTestResult) -> dict[str, Any]:
-    doc = result.to_dict()
-    keys = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "confidence", "best", "num_steps",
-            "stop_reason", "history", "repeats", "world_size", "global_batch_size")
-    return {"overrides": overrides, **{k: doc[k] for k in keys if k in doc}}
