@@ -7,7 +7,6 @@ import importlib
 import inspect
 import os
 import re
-import sys
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ import torch
 from .data import BUILTIN_DATASETS
 from .errors import RunError, short_message, user_frame
 from .models import BUILTIN_MODELS
+from .searchpath import search_path
 
 Key = tuple  # a key path into the spec, e.g. ("optimizer", "kwargs")
 
@@ -33,15 +33,14 @@ def import_object(path: str) -> Any:
     """Import "package.module:attr.sub" and return the attribute (runs that module's code).
 
     The current directory is searched too, as it is for `python train.py`, so a spec can name
-    a module that sits beside it.
+    a module that sits beside it; sys.path is as it was afterwards.
     """
     module_name, _, attr_path = path.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     if not module_name or not attr_path:
         raise UnknownName(f"import path {path!r} must look like 'package.module:attribute'", "write module:attribute")
     try:
-        obj: Any = importlib.import_module(module_name)
+        with search_path(first=os.getcwd()):
+            obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name == module_name and "." in module_name:
             # A dotted Hydra/Lightning target names a nested attribute ('pkg.mod.Class.create'): move one part over.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import Interrupted, Problem, RunError, SpecError, short_message, user_frame
 from .plot import save_plot
 from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, RunRecord, to_document, to_json, write_outputs
+from .searchpath import beside
 from .signals import deliver, signals_held
 from .spec import LoadedSpec, Spec, variant_label
 
@@ -77,10 +78,18 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     """
     from . import distributed
     from .data import resolve_device
+
     spec = loaded.spec
     out_dir = output_dir(loaded)
     ctx, device = distributed.setup(spec.device)  # (None, None) unless started by torchrun
     device = device or resolve_device(spec.device)
+    with beside(loaded.path):  # the spec's import paths may name modules beside it (also imported while training)
+        return _run_variants(loaded, out_dir, ctx, device, on_step, on_variant, on_repeat)
+
+
+def _run_variants(loaded: LoadedSpec, out_dir: Path, ctx, device, on_step: Callable | None, on_variant: Callable | None,
+                  on_repeat: Callable | None) -> RunOutcome:
+    """Every variant in turn, then the outputs; an interrupt writes what was measured and raises Interrupted with it."""
     runs: list[RunRecord] = []
     for index, (overrides, variant) in enumerate(loaded.variants):
         try:

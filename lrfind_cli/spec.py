@@ -15,6 +15,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import Problem, SpecError
+from .searchpath import beside
 from .spellings import LineMap, normalize_spellings
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -238,18 +239,18 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, 
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc, path, lines, overridden))
-    search_beside(path)
     # Names and signatures need torch (seconds to import): checked once keys and types are right, so a
     # typo is reported at once; when torch is loaded already (a Python session) checking them costs nothing.
     check_targets = check_targets and ((spec is not None and not problems) or "torch" in sys.modules)
     if check_targets and on_targets is not None:
         on_targets()
-    if check_targets:
-        from .registry import check_targets as _check  # imports torch: only when asked
+    with beside(path):
+        if check_targets:
+            from .registry import check_targets as _check  # imports torch: only when asked
 
-        for key, what, fix in _check(raw):
-            problems.append(Problem(_where(path, lines, key, overridden), what, fix))
-    variants = _grid_specs(raw, spec, path, lines, problems, check_targets) if spec is not None else []
+            for key, what, fix in _check(raw):
+                problems.append(Problem(_where(path, lines, key, overridden), what, fix))
+        variants = _grid_specs(raw, spec, path, lines, problems, check_targets) if spec is not None else []
     if problems or spec is None:
         raise SpecError(_dedupe(problems))
     return LoadedSpec(spec=spec, path=path, lines=lines, overridden=overridden, variants=variants)
@@ -344,13 +345,6 @@ def set_path(raw: dict, parts: list[str], value: Any, where: str) -> Problem | N
 def key_tuple(dotted: str) -> tuple:
     """'optimizer.param_groups.0.lr_scale' -> ('optimizer', 'param_groups', 0, 'lr_scale'), as pydantic and the line map name it."""
     return tuple(int(p) if p.strip().isdigit() else p.strip() for p in dotted.split("."))
-
-
-def search_beside(path: Path) -> None:
-    """Let import paths in a spec name modules that sit beside it, from any working directory (after the cwd)."""
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.append(folder)
 
 
 def grid_variants(grid: dict[str, list[Any]] | None) -> list[dict[str, Any]]:

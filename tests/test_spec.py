@@ -632,3 +632,26 @@ def test_module_whose_own_import_is_missing_names_the_missing_package(cli_user_m
 
     assert f"importing '{name}' failed" in message
     assert "no_such_dependency_for_lrfind" in message
+
+
+def test_import_paths_from_the_cwd_and_beside_the_spec_leave_sys_path_as_it_was(tmp_path, monkeypatch):
+    import sys
+
+    from lrfind_cli.registry import import_object
+    from lrfind_cli.searchpath import beside
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "cwd_side_mod.py").write_text("VALUE = 3\n", encoding="utf-8")
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "spec_side_mod.py").write_text("VALUE = 4\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    before = list(sys.path)
+    try:
+        assert import_object("cwd_side_mod:VALUE") == 3
+        assert sys.path == before
+        with beside(tmp_path / "specs" / "spec.yaml"):
+            assert import_object("spec_side_mod:VALUE") == 4
+        assert sys.path == before
+    finally:
+        sys.modules.pop("cwd_side_mod", None)
+        sys.modules.pop("spec_side_mod", None)
