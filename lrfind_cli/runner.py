@@ -178,7 +178,7 @@ def _build(spec: Spec, device, ctx) -> Built:
     import numpy as np
     import torch
 
-    from .registry import build_collate, build_dataset, build_loss, build_model, build_optimizer, build_step
+    from .build import build_collate, build_dataset, build_loss, build_model, build_optimizer, build_step
 
     random.seed(spec.seed)
     np.random.seed(spec.seed)
@@ -294,7 +294,7 @@ def _data_parallel(model, loss_fn, device):
     """The model, and a loss with trainable parameters, in DistributedDataParallel: their gradients are averaged across ranks."""
     from torch.nn.parallel import DistributedDataParallel
 
-    from .registry import loss_parameters
+    from .build import loss_parameters
 
     ids = [device.index] if device.type == "cuda" else None
     if loss_parameters(loss_fn, model):
@@ -430,8 +430,8 @@ def _validation_split(spec: Spec, dataset, device):
     import torch
     from torch.utils.data import DataLoader, Subset
 
+    from .build import build_collate, build_dataset
     from .engine import to_device
-    from .registry import build_collate, build_dataset
 
     val = spec.sweep.val
     gen = torch.Generator().manual_seed(spec.seed)

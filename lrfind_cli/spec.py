@@ -246,7 +246,7 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, 
         on_targets()
     with beside(path):
         if check_targets:
-            from .registry import check_targets as _check  # imports torch: only when asked
+            from .targets import check_targets as _check  # imports torch: only when asked
 
             for key, what, fix in _check(raw):
                 problems.append(Problem(_where(path, lines, key, overridden), what, fix))
@@ -282,7 +282,7 @@ def _grid_specs(raw: dict, spec: Spec, path: Path, lines: dict[tuple, int], prob
                 here += [(tuple(e["loc"]), e["msg"].removeprefix("Value error, "), _fix_for(e["type"]))
                          for e in exc.errors(include_url=False)]
             if check_targets:
-                from .registry import check_targets as _check
+                from .targets import check_targets as _check
 
                 here += _check(variant)
         for item in here:

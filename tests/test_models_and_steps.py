@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from lrfind_cli import range_test
+from lrfind_cli.build import build_model, build_optimizer, load_checkpoint
 from lrfind_cli.cli import app
 from lrfind_cli.data import SyntheticImages, SyntheticSequences, SyntheticTabular
 from lrfind_cli.errors import RunError
 from lrfind_cli.finder import default_step
 from lrfind_cli.models import TinyCausalLM
-from lrfind_cli.registry import UnknownName, build_model, build_optimizer, load_checkpoint, resolve_model
+from lrfind_cli.registry import UnknownName, resolve_model
 from lrfind_cli.spec import ModelSpec, OptimizerSpec, ParamGroupSpec, load_spec
 from tests.models import tiny_mlp
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from lrfind_cli.registry import build_optimizer
+from lrfind_cli.build import build_optimizer
 from lrfind_cli.spec import OptimizerSpec
 from tests.test_cli import assert_no_traceback, error_lines, invoke
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
+from lrfind_cli.build import build_dataset
 from lrfind_cli.models import BUILTIN_MODELS
-from lrfind_cli.registry import build_dataset
 from lrfind_cli.spec import DataSpec
 from tests.test_cli import REPO, invoke
 
