@@ -156,7 +156,7 @@ def ls(
     output = Output()
 
     def show() -> None:
-        from .catalog import registry
+        from .registry import registry
 
         names = registry(kind.value).list(pattern)
         if names:

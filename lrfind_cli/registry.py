@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import importlib
 import inspect
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .data import BUILTIN_DATASETS
-from .errors import user_frame
+from .errors import Problem, SpecError, user_frame
 from .models import BUILTIN_MODELS
 from .searchpath import search_path
 
@@ -56,23 +58,64 @@ def import_object(path: str) -> Any:
     return obj
 
 
-# ---- resolution: name -> callable -------------------------------------------------------------
+# ---- one registry per kind ------------------------------------------------------------------------
 
 
-def resolve_model(name: str) -> Callable[..., torch.nn.Module]:
-    """A built-in model name, "timm:NAME" (when timm is installed), a torchvision name, or an import path."""
-    if name.lower().startswith("timm:"):
-        return _timm_model(name[5:])
-    if ":" in name:
-        return import_object(name)
-    if name.lower() in BUILTIN_MODELS:
-        return BUILTIN_MODELS[name.lower()]
-    from torchvision import models
+@dataclass(frozen=True)
+class Registry:
+    """The built-in names of one kind of spec entry: `get(name)` gives the object, `list(glob)` the names.
 
-    try:
-        return models.get_model_builder(name.lower())
-    except (ValueError, KeyError):
-        raise UnknownName(f"unknown model {name!r}", _hint(name, list(BUILTIN_MODELS) + models.list_models(), "models")) from None
+    `get` takes any case, and any "package.module:attr" import path too; an unknown name answers with
+    the closest valid names (or where to list them all).
+    """
+
+    kind: str  # as `lrfind ls` names it: "optimizers"
+    what: str  # as an error names one: "optimizer"
+    table: Callable[[], dict[str, Any]]  # lower-case name -> object, built when asked (torchvision imports slowly)
+    listing: Callable[[], list[str]]  # every name, in the order `lrfind ls` shows them
+    hints: Callable[[], list[str]] | None = None  # the names close matches are drawn from (default: the listing)
+
+    def get(self, name: str) -> Any:
+        if ":" in name:
+            return import_object(name)
+        table = self.table()
+        if name.lower() in table:
+            return table[name.lower()]
+        raise UnknownName(f"unknown {self.what} {name!r}", _hint(name, (self.hints or self.listing)(), self.kind))
+
+    def list(self, pattern: str | None = None) -> list[str]:
+        """The names matching a case-insensitive glob ("adam*", "*Loss"), all names without one, in listing order."""
+        names = self.listing()
+        if pattern is None:
+            return names
+        return [n for n in names if fnmatch.fnmatchcase(n.lower(), pattern.lower())]
+
+
+class ModelRegistry(Registry):
+    """Models: the built-in ones, torchvision's builders, and timm's as "timm:NAME" when timm is installed."""
+
+    def get(self, name: str) -> Callable[..., torch.nn.Module]:
+        if name.lower().startswith("timm:"):
+            return _timm_model(name[5:])
+        if ":" in name or name.lower() in BUILTIN_MODELS:
+            return super().get(name)
+        from torchvision import models
+
+        try:
+            return models.get_model_builder(name.lower())
+        except (ValueError, KeyError):
+            raise UnknownName(f"unknown model {name!r}", _hint(name, list(BUILTIN_MODELS) + models.list_models(), "models")) from None
+
+    def list(self, pattern: str | None = None) -> list[str]:
+        """As for every kind; timm's names (as "timm:NAME") only when the glob asks for them."""
+        names = super().list(pattern)
+        if pattern is None or not pattern.lower().startswith("timm:"):
+            return names
+        try:
+            import timm
+        except ImportError:
+            raise SpecError(Problem(f"lrfind ls models {pattern!r}", "timm is not installed", "pip install timm")) from None
+        return names + [f"timm:{n}" for n in timm.list_models() if fnmatch.fnmatchcase(f"timm:{n}".lower(), pattern.lower())]
 
 
 def _timm_model(name: str) -> Callable[..., torch.nn.Module]:
@@ -90,59 +133,34 @@ def _timm_model(name: str) -> Callable[..., torch.nn.Module]:
     return create
 
 
-def resolve_dataset(name: str) -> Callable[..., Any]:
-    if ":" in name:
-        return import_object(name)
-    if name.lower() in BUILTIN_DATASETS:
-        return BUILTIN_DATASETS[name.lower()]
-    table = _torchvision_datasets()
-    if name.lower() in table:
-        return table[name.lower()]
-    choices = list(BUILTIN_DATASETS) + sorted(cls.__name__ for cls in table.values())
-    raise UnknownName(f"unknown dataset {name!r}", _hint(name, choices, "datasets"))
+def _model_names() -> list[str]:
+    from torchvision import models
+
+    return list(BUILTIN_MODELS) + sorted(models.list_models())
 
 
-def resolve_transform(name: str) -> Callable[..., Any]:
-    if ":" in name:
-        return import_object(name)
+def _datasets() -> dict[str, Any]:
+    return dict(BUILTIN_DATASETS) | _torchvision_datasets()
+
+
+def _dataset_names() -> list[str]:
+    return list(BUILTIN_DATASETS) + sorted(c.__name__ for c in _torchvision_datasets().values())
+
+
+def _transforms() -> dict[str, Any]:
     from torchvision.transforms import v2
 
-    table = {n.lower(): getattr(v2, n) for n in dir(v2) if not n.startswith("_") and inspect.isclass(getattr(v2, n))}
-    return _from_table(name, table, "transform", "transforms")
+    return {n.lower(): getattr(v2, n) for n in dir(v2) if not n.startswith("_") and inspect.isclass(getattr(v2, n))}
 
 
-def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
-    return import_object(name) if ":" in name else _from_table(name, _optimizers(), "optimizer", "optimizers")
+def _transform_names() -> list[str]:
+    from torchvision.transforms import v2
+
+    return sorted(n for n in dir(v2) if not n.startswith("_") and inspect.isclass(getattr(v2, n)))
 
 
-def resolve_loss(name: str) -> Callable[..., Any]:
-    return import_object(name) if ":" in name else _from_table(name, _losses(), "loss", "losses")
-
-
-def _from_table(name: str, table: dict[str, Any], what: str, kind: str) -> Any:
-    """The class a built-in name (any case) stands for; UnknownName with the closest names otherwise."""
-    if name.lower() in table:
-        return table[name.lower()]
-    raise UnknownName(f"unknown {what} {name!r}", _hint(name, [c.__name__ for c in table.values()], kind))
-
-
-def list_names(kind: str) -> list[str]:
-    """Every built-in name of one kind: models, datasets, transforms, optimizers or losses."""
-    if kind == "models":
-        from torchvision import models
-
-        return list(BUILTIN_MODELS) + sorted(models.list_models())
-    if kind == "datasets":
-        return list(BUILTIN_DATASETS) + sorted(c.__name__ for c in _torchvision_datasets().values())
-    if kind == "transforms":
-        from torchvision.transforms import v2
-
-        return sorted(n for n in dir(v2) if not n.startswith("_") and inspect.isclass(getattr(v2, n)))
-    if kind == "optimizers":
-        return sorted(c.__name__ for c in _optimizers().values())
-    if kind == "losses":
-        return sorted(c.__name__ for c in _losses().values())
-    raise ValueError(f"unknown kind {kind!r}")
+def _class_names(table: Callable[[], dict[str, Any]]) -> Callable[[], list[str]]:
+    return lambda: sorted(c.__name__ for c in table().values())
 
 
 def _torchvision_datasets() -> dict[str, type]:
@@ -172,6 +190,44 @@ def _losses() -> dict[str, type]:
         for n in dir(torch.nn)
         if n.endswith("Loss") and inspect.isclass(getattr(torch.nn, n)) and issubclass(getattr(torch.nn, n), torch.nn.Module)
     }
+
+
+REGISTRIES: dict[str, Registry] = {
+    "models": ModelRegistry("models", "model", lambda: dict(BUILTIN_MODELS), _model_names),
+    "datasets": Registry("datasets", "dataset", _datasets, _dataset_names),
+    "transforms": Registry("transforms", "transform", _transforms, _transform_names, hints=_class_names(_transforms)),
+    "optimizers": Registry("optimizers", "optimizer", _optimizers, _class_names(_optimizers)),
+    "losses": Registry("losses", "loss", _losses, _class_names(_losses)),
+}
+KINDS = tuple(REGISTRIES)
+
+
+def registry(kind: str) -> Registry:
+    """The registry of one kind: models, datasets, transforms, optimizers or losses."""
+    if kind not in REGISTRIES:
+        raise ValueError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+    return REGISTRIES[kind]
+
+
+def resolve_model(name: str) -> Callable[..., torch.nn.Module]:
+    """A built-in model name, "timm:NAME" (when timm is installed), a torchvision name, or an import path."""
+    return REGISTRIES["models"].get(name)
+
+
+def resolve_dataset(name: str) -> Callable[..., Any]:
+    return REGISTRIES["datasets"].get(name)
+
+
+def resolve_transform(name: str) -> Callable[..., Any]:
+    return REGISTRIES["transforms"].get(name)
+
+
+def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
+    return REGISTRIES["optimizers"].get(name)
+
+
+def resolve_loss(name: str) -> Callable[..., Any]:
+    return REGISTRIES["losses"].get(name)
 
 
 def _hint(name: str, choices: list[str], kind: str) -> str:

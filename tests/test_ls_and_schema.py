@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lrfind_cli.catalog import KINDS, registry
+from lrfind_cli.registry import KINDS, registry
 from lrfind_cli.schema import MODELINE, SCHEMA_FILE
 from tests.test_cli import REPO, invoke
 
