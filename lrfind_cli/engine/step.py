@@ -65,8 +65,10 @@ class StepConfig:
     @classmethod
     def create(cls, step_fn: StepFn | None, loss_fn: Callable | None, device: torch.device, precision: str,
                accumulation_steps: int, clipping: Clipping, scaler: Any = None) -> StepConfig:
-        """The step for a precision on a device: `default_step` when step_fn is None, a GradScaler of its own for fp16
-        unless `scaler` is given."""
+        """The step for a precision on a device.
+
+        `default_step` when step_fn is None; under fp16 a GradScaler of its own unless `scaler` is given.
+        """
         if scaler is None and precision == "fp16":
             scaler = grad_scaler(device)
         return cls(step_fn or default_step, loss_fn, device, autocast_for(device, precision), scaler, accumulation_steps, clipping)
