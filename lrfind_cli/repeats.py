@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from .results import RangeTestResult
+from .results import RangeTestResult, Repeat
 from .suggest import summarize
 
 _STATUS_ORDER = ("interrupted", "diverged", "completed")  # the combined status is the first of these any run has
@@ -37,6 +37,6 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
         stop_reason=stops,
         **summary,  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence
         duration_s=sum(r.duration_s for r in results),
-        repeats=list(runs),
+        repeats=[Repeat(seed, r) for seed, r in runs],
         extra=dict(first.extra),
     )

@@ -12,12 +12,19 @@ import platform
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SCHEMA_VERSION = 1
 RESULT_JSON = "result.json"
 HISTORY_CSV = "history.csv"
 PLOT_PNG = "lr_find.png"
+
+
+class Repeat(NamedTuple):
+    """One range test of several behind a result (sweep.repeats): the seed of its data order, and what it measured."""
+
+    seed: int
+    result: RangeTestResult
 
 
 @dataclass
@@ -46,7 +53,7 @@ class RangeTestResult:
     schedules: dict[str, Any] = field(default_factory=dict)  # per schedule: {"suggested_lr", "lr_range"}
     # sweep.repeats > 1: every range test behind this result, as (loader seed, result); the curve
     # above is the first one's, the suggestions come from all of them
-    repeats: list[tuple[int, RangeTestResult]] = field(default_factory=list)
+    repeats: list[Repeat] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,7 +110,7 @@ class RangeTestResult:
             mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"), schedule=doc.get("schedule", "onecycle"),
             lr_range=doc.get("lr_range"), confidence=doc.get("confidence") or {"spread_decades": None, "flags": []},
             schedules=doc.get("schedules") or {}, group_scales=scales,
-            repeats=[(entry.get("seed", i), cls.from_dict({**entry, "sweep": sweep}))
+            repeats=[Repeat(entry.get("seed", i), cls.from_dict({**entry, "sweep": sweep}))
                      for i, entry in enumerate(doc.get("repeats") or [])],
         )
 

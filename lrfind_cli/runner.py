@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import Interrupted, Problem, RunError, SpecError, short_message, user_frame
 from .plot import save_plot
-from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, RunRecord, to_document, to_json, write_outputs
+from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, Repeat, RunRecord, to_document, to_json, write_outputs
 from .searchpath import beside
 from .signals import deliver, signals_held
 from .spec import LoadedSpec, Spec, variant_label
@@ -148,7 +148,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
     built = _build(spec, device, ctx)
     config = sweep_config(spec)
     check_arguments(built.model, built.optimizer, built.dataset, built.loss_fn, step_fn=built.step_fn)
-    runs: list[tuple[int, RangeTestResult]] = []
+    runs: list[Repeat] = []
     for repeat in range(spec.sweep.repeats):
         seed = spec.seed + repeat
         loader = _repeat_loader(spec, built, device, ctx, repeat, runs, on_repeat)
@@ -156,7 +156,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
             result = run_sweep(built.model, built.optimizer, loader, built.loss_fn, config, step_fn=built.step_fn,
                                on_step=on_step, val_fn=built.val_fn, group_scales=built.scales)
         except Interrupted as stop:
-            runs.append((seed, stop.result))
+            runs.append(Repeat(seed, stop.result))
             stop.result = _combined(spec, runs, built)
             raise
         except TrainingFailed as failed:
@@ -166,7 +166,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
             if error is exc:
                 raise
             raise error from exc
-        runs.append((seed, result))
+        runs.append(Repeat(seed, result))
     result = _combined(spec, runs, built)
     if spec.suggest.verify is not None and result.suggested_lr is not None:
         _verify(spec, result, built, _loader(spec, built, device, ctx, spec.seed))
@@ -212,7 +212,7 @@ def _loader(spec: Spec, built: Built, device, ctx, seed: int, resident: bool = F
     return loader
 
 
-def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: list[tuple[int, RangeTestResult]],
+def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: list[Repeat],
                    on_repeat: Callable | None):
     """The loader of one repeat, after `on_repeat`; a Ctrl-C here, between repeats, ends with the repeats measured so far."""
     try:
@@ -227,7 +227,7 @@ def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: lis
         raise Interrupted(result=dataclasses.replace(partial, status="interrupted", stop_reason=reason)) from None
 
 
-def _combined(spec: Spec, runs: list[tuple[int, RangeTestResult]], built: Built) -> RangeTestResult:
+def _combined(spec: Spec, runs: list[Repeat], built: Built) -> RangeTestResult:
     """One result from the repeats measured so far, with the fast paths that were on."""
     from .repeats import combine
 
