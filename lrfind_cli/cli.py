@@ -200,18 +200,14 @@ def compare(
       lrfind compare a/result.json b/result.json --json
     """
     output = Output.resolve(json_out)
-    _guarded(output, verbose, lambda: _compare(results, out, output))
 
+    def overlay() -> None:
+        from .compare import compare_results
 
-def _compare(paths: list[Path], out: Path, output: Output) -> None:
-    from .compare import read_results
-    from .plot import save_plot
+        output.compare(compare_results(results, out))
+        output.say(f"wrote {out}")
 
-    curves, rows = read_results(paths)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_plot(curves, out, "lrfind compare")
-    output.compare(rows)
-    output.say(f"wrote {out}")
+    _guarded(output, verbose, overlay)
 
 
 def _run(spec_path: Path, overrides: list[str], output: Output, summary: Path | None = None) -> None:
@@ -226,14 +222,14 @@ def _run(spec_path: Path, overrides: list[str], output: Output, summary: Path | 
         partial = getattr(stop, "outcome", None)
         if partial is not None:
             output.partial(partial)
-            _write_summary(summary, partial, loaded, output)
+            output.markdown(summary, partial, loaded)
         if terminated["seen"] or partial is not None:
             raise Interrupted(outcome=partial, terminated=terminated["seen"]) from None
         raise
     except LrfindError as exc:
         exc.where = loaded.written_at(exc.key) if exc.key else ""
         raise
-    _write_summary(summary, outcome, loaded, output)
+    output.markdown(summary, outcome, loaded)
     output.outcome(outcome)
     result = outcome.result
     if result.suggested_lr is None:
@@ -274,21 +270,6 @@ def _exit_together(code: int) -> None:
 
     if end_together(code):
         raise typer.Exit(code)
-
-
-def _write_summary(option: Path | None, outcome, loaded, output: Output) -> None:
-    """Append the markdown summary for CI (rank 0 only); one that cannot be written is a warning, not a failed run."""
-    from .runner import title_of
-    from .summary import append_summary, markdown_summary, summary_path
-
-    path = summary_path(option)
-    if path is None or not output.main:
-        return
-    text = markdown_summary(outcome.result, title_of(loaded), outcome.out_dir, len(outcome.document.get("runs") or []))
-    try:
-        append_summary(path, text)
-    except OSError as exc:
-        output.warning(f"cannot append the summary to {path}: {exc.strerror or exc}; check --summary or $GITHUB_STEP_SUMMARY")
 
 
 def _guarded(output: Output, verbose: bool, action) -> None:

@@ -10,6 +10,16 @@ from .errors import Problem, SpecError, short_message
 from .results import RESULT_JSON, RangeTestResult
 
 
+def compare_results(paths: list[Path], out: Path) -> list[dict[str, Any]]:
+    """Read the results, overlay their curves in the plot at `out`; return one table row per run."""
+    from .plot import save_plot
+
+    curves, rows = read_results(paths)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_plot(curves, out, "lrfind compare")
+    return rows
+
+
 def read_results(paths: list[Path]) -> tuple[list[tuple[str, RangeTestResult]], list[dict[str, Any]]]:
     """(label, result) curves and table rows, in the order given; a grid result gives one of each per run."""
     curves, rows = [], []

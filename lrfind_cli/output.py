@@ -101,6 +101,23 @@ class Output:
         if self.mode == JSON and self.main:
             self.data(outcome.json_text)
 
+    def markdown(self, option: Path | None, outcome, loaded) -> None:
+        """Append the markdown summary for CI (rank 0 only; --summary FILE, else $GITHUB_STEP_SUMMARY when set).
+
+        A summary that cannot be written is a warning, not a failed run.
+        """
+        from .runner import title_of
+        from .summary import append_summary, markdown_summary, summary_path
+
+        path = summary_path(option)
+        if path is None or not self.main:
+            return
+        text = markdown_summary(outcome.result, title_of(loaded), outcome.out_dir, len(outcome.document.get("runs") or []))
+        try:
+            append_summary(path, text)
+        except OSError as exc:
+            self.warning(f"cannot append the summary to {path}: {exc.strerror or exc}; check --summary or $GITHUB_STEP_SUMMARY")
+
     def names(self, names: list[str]) -> None:
         self.data("".join(f"{name}\n" for name in names))
 
