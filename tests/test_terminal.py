@@ -157,7 +157,7 @@ def test_the_live_table_numbers_steps_from_0_and_the_bar_shows_an_eta():
 
 
 def test_a_training_failure_names_the_step_as_history_csv_does():
-    from lrfind_cli.runner import _step_text
+    from lrfind_cli.failures import _step_text
 
     assert _step_text(2, 6) == "at step 2 (of 0-5)"  # the step TrainingFailed carries
 
