@@ -1,0 +1,172 @@
+"""The verification stage: short trainings from the restored start at a few candidate lrs, and the best of them. Never prints.
+
+After a range test, a rule reads one learning rate off the curve. `verify_candidates` checks that reading
+against the thing it predicts: for each candidate (e.g. `bracket(rule_lr)`), it trains `num_steps` from the
+same starting state under the schedule the user will train with (one-cycle or constant), measures the
+final loss (the mean of the last training losses, or `val_fn(model)`), and restores model, optimizer and
+RNG bit-exactly before the next candidate and at the end. The lowest final loss wins; a candidate that
+diverged (non-finite loss) never wins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .finder import StepFn, _cycle, _evaluate, _group_ratios, _loader_state, _model_device, _set_lr, _to_device, default_step
+from .snapshot import Snapshot
+
+VERIFY_SCHEDULES = ("onecycle", "constant")
+# OneCycleLR's defaults (torch.optim.lr_scheduler.OneCycleLR): the warm-up takes 30% of the steps from
+# max_lr / 25 to max_lr, then a cosine anneals to max_lr / 25 / 1e4.
+PCT_START, DIV_FACTOR, FINAL_DIV_FACTOR = 0.3, 25.0, 1e4
+CHECK_EVERY = 16  # steps between reads of the losses (a non-finite one ends a candidate)
+
+
+@dataclass
+class VerifyResult:
+    """What `verify_candidates` measured. `losses[i]` is the final loss of `candidates[i]` (inf if it diverged)."""
+
+    candidates: list[float]
+    losses: list[float]
+    chosen_lr: float | None
+    steps_trained: int  # optimizer steps over all candidates (the cost, in the range test's unit)
+    schedule: str
+    num_steps: int
+    train_losses: list[float]  # the mean of the last training losses of each candidate (inf if it diverged)
+    val_losses: list[float] | None  # val_fn's value at the end of each candidate (None without val_fn)
+
+
+def bracket(lr: float, k: int = 3, step_decades: float = 0.25) -> list[float]:
+    """`k` learning rates spaced `step_decades` apart in log10, centred on `lr` (lr itself among them when k is odd)."""
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive finite number, got {lr}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if step_decades <= 0:
+        raise ValueError(f"step_decades must be positive, got {step_decades}")
+    middle = (k - 1) / 2
+    return [float(lr * 10 ** (step_decades * (i - middle))) for i in range(k)]
+
+
+def schedule_lrs(lr: float, num_steps: int, schedule: str) -> np.ndarray:
+    """The lr of each of `num_steps` steps: constant, or OneCycleLR's cosine warm-up and annealing with max_lr=lr."""
+    if schedule == "constant":
+        return np.full(num_steps, float(lr))
+    if schedule != "onecycle":
+        raise ValueError(f"schedule must be one of {', '.join(VERIFY_SCHEDULES)}, got {schedule!r}")
+    initial, final = lr / DIV_FACTOR, lr / DIV_FACTOR / FINAL_DIV_FACTOR
+    # the same phase ends as OneCycleLR: step PCT_START * N - 1 is the peak, step N - 1 the end
+    peak = float(PCT_START * num_steps) - 1
+    out = np.empty(num_steps)
+    for i in range(num_steps):
+        if i <= peak and peak > 0:
+            start, end, t = initial, lr, i / peak
+        else:
+            span = (num_steps - 1) - max(peak, 0.0)
+            start, end, t = lr, final, (i - max(peak, 0.0)) / span if span > 0 else 1.0
+        out[i] = end + (start - end) / 2.0 * (math.cos(math.pi * t) + 1.0)
+    return out
+
+
+def verify_candidates(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: Iterable,
+    loss_fn: Callable | None,
+    candidates: Sequence[float],
+    *,
+    num_steps: int,
+    schedule: str = "onecycle",
+    val_fn: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+    step_fn: StepFn | None = None,
+    tail: int | None = None,
+    group_scales: list[float] | None = None,
+    snapshot: str = "memory",
+) -> VerifyResult:
+    """Train `num_steps` from the current state at each candidate lr under `schedule`; return the losses and the best lr.
+
+    Each candidate starts from the same state (model, optimizer, RNG, and the loader's generators and
+    epoch, so a shuffled DataLoader or a list yields the same batches each time) and everything is
+    restored bit-exactly after it, and on return, exception or interrupt. Param groups keep their ratio to
+    group 0 (`group_scales` overrides, as in `range_test`). The final loss of a candidate is `val_fn(model)`
+    (eval mode, no gradients) when given, else the mean of its last `tail` training losses (default: a
+    tenth of the steps, at least 1). A non-finite loss stops that candidate and scores it inf. Ties go to
+    the lower lr (the safer one); `chosen_lr` is None only when every candidate diverged. Only the lr
+    follows the schedule (momentum is not cycled). `steps_trained` counts optimizer steps over all candidates.
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+    if schedule not in VERIFY_SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(VERIFY_SCHEDULES)}, got {schedule!r}")
+    lrs = [float(c) for c in candidates]
+    if not lrs or any(not (c > 0 and math.isfinite(c)) for c in lrs):
+        raise ValueError(f"candidates must be positive finite learning rates, got {list(candidates)}")
+    if snapshot not in ("memory", "disk"):
+        raise ValueError(f"snapshot must be 'memory' or 'disk', got {snapshot!r}")
+    tail = max(1, num_steps // 10) if tail is None else max(1, min(int(tail), num_steps))
+    ratios = list(group_scales) if group_scales is not None else _group_ratios(optimizer)
+    if len(ratios) != len(optimizer.param_groups):
+        raise ValueError(f"group_scales has {len(ratios)} entries for {len(optimizer.param_groups)} param groups")
+    step_fn = step_fn or default_step
+    device = _model_device(model)
+    restore_loader = _loader_state(train_loader)
+    state = Snapshot(model, optimizer, None, to_disk=snapshot == "disk").capture()
+    train_losses: list[float] = []
+    val_losses: list[float] = []
+    steps = 0
+    try:
+        for lr in lrs:
+            trained, final_train, final_val = _train_one(model, optimizer, train_loader, loss_fn, step_fn, device, ratios,
+                                                         schedule_lrs(lr, num_steps, schedule), tail, val_fn)
+            steps += trained
+            train_losses.append(final_train)
+            if val_fn is not None:
+                val_losses.append(final_val)
+            state.restore()
+            restore_loader()
+    finally:
+        state.restore()
+        state.discard()
+        restore_loader()
+    losses = val_losses if val_fn is not None else train_losses
+    finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
+    # lowest loss; among equal losses the lowest lr
+    chosen = min(finite, key=lambda i: (losses[i], lrs[i])) if finite else None
+    return VerifyResult(candidates=lrs, losses=list(losses), chosen_lr=lrs[chosen] if chosen is not None else None, steps_trained=steps,
+                        schedule=schedule, num_steps=num_steps, train_losses=train_losses,
+                        val_losses=val_losses if val_fn is not None else None)
+
+
+def _train_one(model, optimizer, loader, loss_fn, step_fn, device, ratios, planned, tail, val_fn) -> tuple[int, float, float]:
+    """Train along `planned` lrs; return (steps taken, mean of the last `tail` training losses, val_fn's value), inf when diverged.
+
+    Losses stay on the device and are checked for a non-finite value every CHECK_EVERY steps, so an
+    accelerator is not synchronised at every step.
+    """
+    model.train()
+    batches = _cycle(loader)
+    recorded = torch.full((len(planned),), math.nan, dtype=torch.float32, device=device)
+    for i, lr in enumerate(planned):
+        _set_lr(optimizer, ratios, float(lr))
+        optimizer.zero_grad(set_to_none=True)
+        loss = step_fn(model, _to_device(next(batches), device), loss_fn)
+        loss.backward()
+        optimizer.step()
+        recorded[i] = loss.detach()
+        if (i + 1) % CHECK_EVERY == 0 and not bool(torch.isfinite(recorded[: i + 1]).all()):
+            return i + 1, math.inf, math.inf
+    if not bool(torch.isfinite(recorded).all()):
+        return len(planned), math.inf, math.inf
+    final_train = float(recorded[-tail:].mean())
+    final_val = math.nan
+    if val_fn is not None:
+        final_val = float(_evaluate(model, val_fn, nullcontext()))
+        if not math.isfinite(final_val):
+            final_val = math.inf
+    return len(planned), final_train, final_val
