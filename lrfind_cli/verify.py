@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .finder import StepFn, _cycle, _evaluate, _group_ratios, _loader_state, _model_device, _set_lr, _to_device, default_step
+from .signals import deliver, signals_held
 from .snapshot import Snapshot
 
 VERIFY_SCHEDULES = ("onecycle", "constant")
@@ -128,12 +129,18 @@ def verify_candidates(
             train_losses.append(final_train)
             if val_fn is not None:
                 val_losses.append(final_val)
-            state.restore()
-            restore_loader()
+            with signals_held() as held:  # a Ctrl-C must not leave the model half-restored
+                state.restore()
+                restore_loader()
+            if held:
+                deliver(held)
     finally:
-        state.restore()
-        state.discard()
-        restore_loader()
+        with signals_held() as held:
+            state.restore()
+            state.discard()
+            restore_loader()
+        if held:
+            deliver(held)
     losses = val_losses if val_fn is not None else train_losses
     finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
     # lowest loss; among equal losses the lowest lr

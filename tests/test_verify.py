@@ -125,3 +125,19 @@ def test_bad_arguments_are_refused(setup):
         verify_candidates(model, optimizer, loader, LOSS, [], num_steps=2)
     with pytest.raises(ValueError, match="candidates"):
         verify_candidates(model, optimizer, loader, LOSS, [-1.0], num_steps=2)
+
+
+def test_restore_is_bit_exact_after_an_interrupt(setup):
+    model, optimizer, loader = setup
+    before = capture(model, optimizer)
+    calls = []
+
+    def interrupted_step(m, batch, loss_fn):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return loss_fn(m(batch[0]), batch[1])
+
+    with pytest.raises(KeyboardInterrupt):
+        verify_candidates(model, optimizer, loader, LOSS, [1e-2, 1e-1], num_steps=5, step_fn=interrupted_step)
+    assert_restored(before, model, optimizer)

@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 STORE = os.path.join(os.path.dirname(HERE), "ground_truth")
 PROTOCOLS = ("constant", "onecycle")
 RT_START, RT_END, RT_ITERS = 1e-7, 10.0, 100
-GRID_SEEDS = (0, 1, 2)
+GRID_SEEDS = (0, 1, 2)  # the grid seeds of a full computation; a first pass may use (0, 1) and add 2 later
 RT_SEEDS = tuple(range(100, 112))
 MAX_WIDENINGS = 3
 
@@ -150,13 +150,23 @@ def _job(args):
     return args, train_run(task, lr, protocol, seed, optimizer=kind)
 
 
-def _run(jobs: list[tuple], processes: int) -> list:
+def _run(jobs: list[tuple], processes: int, on_result=None, every: int = 8) -> list:
+    """Run the jobs (in `processes` forked workers); `on_result(done_so_far)` is called every `every` results (saving)."""
+    out: list = []
     if processes > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(processes) as pool:
-            return pool.map(_job, jobs, chunksize=1)
-    return [_job(j) for j in jobs]
+            for item in pool.imap_unordered(_job, jobs, chunksize=1):
+                out.append(item)
+                if on_result is not None and len(out) % every == 0:
+                    on_result(out)
+    else:
+        for job in jobs:
+            out.append(_job(job))
+            if on_result is not None and len(out) % every == 0:
+                on_result(out)
+    return out
 
 
 def lr_key(lr: float) -> str:
@@ -183,40 +193,56 @@ def _widen(gt: dict) -> list[float]:
     return sorted(new)
 
 
-def compute(task: Task, processes: int = 1, log=sys.stderr) -> dict:
-    """Measure what is missing of a task's ground truth and store it (resumable: saved after each stage)."""
+def compute(task: Task, processes: int = 1, seeds: tuple[int, ...] = GRID_SEEDS, log=sys.stderr) -> dict:
+    """Measure what is missing of a task's ground truth and store it (resumable: saved every few runs).
+
+    `seeds` are the grid seeds wanted (Prodigy runs use the same); running again with more seeds adds
+    only the missing runs.
+    """
     gt = load(task.name)
     if gt is None or gt.get("key") != task.key():
         gt = empty(task)
     started = time.perf_counter()
+
+    def record(results) -> None:
+        nonlocal started
+        for (_, kind, lr, p, s), out in results:
+            if kind == "curve":
+                gt["curves"][str(s)] = out
+            elif kind == "prodigy":
+                gt["prodigy"][p][str(s)] = out[0]
+            else:
+                gt["grid"][p].setdefault(lr_key(lr), {})[str(s)] = out[0]
+                gt["untrained"][str(s)] = out[1]
+        gt["seconds"] += time.perf_counter() - started
+        started = time.perf_counter()
+        save(gt)
+
     lrs = sorted({float(lr) for p in PROTOCOLS for lr in gt["grid"][p]} | set(task.grid_lrs()))
+    gt["complete"] = False
     for round_ in range(MAX_WIDENINGS + 1):
-        todo = [(task.name, "task", lr, p, s) for p in PROTOCOLS for lr in lrs for s in GRID_SEEDS
+        todo = [(task.name, "task", lr, p, s) for p in PROTOCOLS for lr in lrs for s in seeds
                 if str(s) not in gt["grid"][p].get(lr_key(lr), {})]
-        for (_, _, lr, p, s), (val, init) in _run(todo, processes):
-            gt["grid"][p].setdefault(lr_key(lr), {})[str(s)] = val
-            gt["untrained"][str(s)] = init
         if todo:
-            gt["seconds"] += time.perf_counter() - started
-            started = time.perf_counter()
-            save(gt)
+            record(_run(todo, processes, on_result=lambda done: record(done[-8:])))
         wider = _widen(gt)
         if not wider or round_ == MAX_WIDENINGS:
             break
         print(f"  {task.name}: best at a grid edge, adding {', '.join(f'{v:.3g}' for v in wider)}", file=log)
         lrs = sorted(set(lrs) | set(wider))
-    todo = [(task.name, "prodigy", 1.0, p, s) for p in PROTOCOLS for s in GRID_SEEDS if str(s) not in gt["prodigy"][p]]
+    todo = [(task.name, "prodigy", 1.0, p, s) for p in PROTOCOLS for s in seeds if str(s) not in gt["prodigy"][p]]
     todo += [(task.name, "curve", 0.0, "", s) for s in RT_SEEDS if str(s) not in gt["curves"]]
-    for (_, kind, _, p, s), out in _run(todo, processes):
-        if kind == "curve":
-            gt["curves"][str(s)] = out
-        else:
-            gt["prodigy"][p][str(s)] = out[0]
-    gt["seconds"] += time.perf_counter() - started
+    record(_run(todo, processes, on_result=lambda done: record(done[-8:])))
     gt["complete"] = True
     save(gt)
     print(f"  {task.name}: done, {gt['seconds']:.0f} s in all", file=log)
     return gt
+
+
+def missing_seeds(task: Task, seeds: tuple[int, ...]) -> bool:
+    """True when the stored grid lacks one of `seeds` somewhere."""
+    gt = load(task.name)
+    return gt is None or any(str(s) not in runs for p in PROTOCOLS for runs in gt["grid"][p].values() for s in seeds)
 
 
 def stale(task: Task) -> str | None:
@@ -242,15 +268,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tasks", default="", help="comma-separated task names (default: every task of --half)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--force", action="store_true", help="discard what is stored and recompute")
+    ap.add_argument("--seeds", default=",".join(map(str, GRID_SEEDS)), help="grid and Prodigy seeds (default 0,1,2)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     tasks = [BY_NAME[n] for n in args.tasks.split(",")] if args.tasks else tasks_in(args.half)
     for task in tasks:
         if args.force and os.path.exists(path_of(task.name)):
             os.remove(path_of(task.name))
-        if stale(task) is None:
+        seeds = tuple(int(v) for v in args.seeds.split(","))
+        if stale(task) is None and not missing_seeds(task, seeds):
             continue
-        compute(task, args.jobs)
+        compute(task, args.jobs, seeds)
 
 
 if __name__ == "__main__":

@@ -224,3 +224,15 @@ def verdict(rows: dict, rule: str = "lrfind (current rule)") -> list[str]:
 
 def all_tasks_known() -> list[str]:
     return [t.name for t in TASKS]
+
+
+def score_rule(rule: Rule, half: str = "design", seeds: Sequence[int] = RT_SEEDS) -> dict:
+    """A rule's regret summary per protocol on one half's single range tests (default: the design half only).
+
+        from benchmarks.quality.score import score_rule
+        score_rule(my_rule)  # {"constant": {"median", "within10", "p25", "p75", "n"}, "onecycle": {...}, "tasks": n}
+    """
+    gts, _ = load_half(half)
+    out: dict = {p: summarise(regrets_of(rule, gts, p, seeds)) for p in PROTOCOLS}
+    out["tasks"] = len(gts)
+    return out
