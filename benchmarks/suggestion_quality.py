@@ -153,7 +153,12 @@ def main() -> None:
                 "- Regret = val(lr) / best - 1 (val: median over grid seeds, interpolated in log10 lr; best: the grid's lowest "
                 "median). Within 10%: share of runs with regret <= 0.10. Spread: standard deviation of log10(suggestion) "
                 "across a task's range tests, averaged over tasks. Prodigy: `prodigyopt.Prodigy(lr=1.0)` at its defaults, "
-                "constant or under OneCycleLR(max_lr=1.0), 3 seeds, no lr search.", ""]
+                "constant or under OneCycleLR(max_lr=1.0), same seeds as the grid, no lr search.", "",
+                "To score a new rule on the design half only (no test-half file is read): add it to `RULES` in "
+                "`benchmarks/quality/methods.py` (a function `(lrs, smoothed, raw, schedule) -> lr | None`) and run "
+                "`python benchmarks/suggestion_quality.py --half design --no-verify`, or from Python "
+                "`benchmarks.quality.score.score_rule(rule, 'design')`; for its leave-one-family-out estimate, "
+                "`score.leave_one_family_out(fit, score.load_half('design')[0])` with `fit(train_ground_truths) -> rule`.", ""]
         with open(args.write, "w") as f:
             f.write("\n".join(head + out) + "\n")
 

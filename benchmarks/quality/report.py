@@ -40,7 +40,7 @@ def split_table(names: list[str]) -> list[str]:
 
 def task_table(gts: dict[str, dict]) -> list[str]:
     lines = ["| task | family | half | setup | steps | grid (log10) | best lr constant | best lr one-cycle | best val (const / 1cyc) "
-             "| untrained val | Prodigy val (const / 1cyc) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| untrained val | Prodigy val (const / 1cyc) | grid seeds |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, gt in gts.items():
         best, vals, prodigy = [], [], []
         for p in PROTOCOLS:
@@ -53,7 +53,8 @@ def task_table(gts: dict[str, dict]) -> list[str]:
         u, _ = ground_truth.grid_median(gt, "constant")
         untrained = np.median(list(gt["untrained"].values()))
         lines.append(f"| {name} | {gt['family']} | {gt['half']} | {gt['describe']} | {gt['steps']} | {u[0]:.2f} .. {u[-1]:.2f} "
-                     f"| {best[0]} | {best[1]} | {' / '.join(vals)} | {untrained:.4g} | {' / '.join(prodigy)} |")
+                     f"| {best[0]} | {best[1]} | {' / '.join(vals)} | {untrained:.4g} | {' / '.join(prodigy)} "
+                     f"| {min(len(v) for p in PROTOCOLS for v in gt['grid'][p].values())} |")
     return lines
 
 
