@@ -52,12 +52,38 @@ def lightning(lrs, smoothed, raw):
     return float(x[int(np.argmin(np.gradient(y, x)))])
 
 
+def _fastai_window(lrs, smoothed, num_it: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """What fastai's lr_find hands its suggestion functions: the recorded (smoothed) losses without the first
+    num_it // 10 and the last 5 points, cut at the first NaN. It never refuses a curve."""
+    x = np.asarray(lrs, dtype=float)[num_it // 10 : -5]
+    y = arr(smoothed)[num_it // 10 : -5]
+    bad = ~np.isfinite(y)
+    if bad.any():
+        x, y = x[: int(np.argmax(bad))], y[: int(np.argmax(bad))]
+    return x, y
+
+
 def fastai_valley(lrs, smoothed, raw):
-    return suggest.valley(lrs, arr(smoothed))
+    """fastai's `valley`: a third plus a sixth of the way into the longest decreasing subsequence of the window."""
+    x, y = _fastai_window(lrs, smoothed)
+    n = len(y)
+    if n < 2:
+        return None
+    length = np.ones(n, dtype=int)
+    for i in range(1, n):
+        earlier = y[:i] > y[i]
+        if earlier.any():
+            length[i] = length[:i][earlier].max() + 1
+    end = int(np.argmax(length))  # the first point with the longest run, as fastai's loop finds it
+    start = end - int(length[end])
+    sections = (end - start) / 3
+    return float(x[max(start + int(sections) + int(sections / 2), 0)])
 
 
 def fastai_minimum(lrs, smoothed, raw):
-    return suggest.minimum(lrs, arr(smoothed))
+    """fastai's `minimum`: a tenth of the lr at the lowest smoothed loss of the window."""
+    x, y = _fastai_window(lrs, smoothed)
+    return float(x[int(np.argmin(y))] / 10.0) if len(y) else None
 
 
 def lrfind_steepest(lrs, smoothed, raw):
