@@ -219,7 +219,8 @@ def compute(task: Task, processes: int = 1, seeds: tuple[int, ...] = GRID_SEEDS,
         save(gt)
 
     lrs = sorted({float(lr) for p in PROTOCOLS for lr in gt["grid"][p]} | set(task.grid_lrs()))
-    gt["complete"] = False
+    # "complete" means one full pass is stored; adding a seed to a complete task keeps it usable meanwhile
+    gt["complete"] = bool(gt.get("complete"))
     for round_ in range(MAX_WIDENINGS + 1):
         todo = [(task.name, "task", lr, p, s) for p in PROTOCOLS for lr in lrs for s in seeds
                 if str(s) not in gt["grid"][p].get(lr_key(lr), {})]

@@ -122,9 +122,9 @@ RULES: dict[str, Rule] = {
 def fitted_minimum_divisor(train: dict[str, dict]) -> Rule:
     """An example of a rule with a tunable constant and its fitting procedure, for `leave_one_family_out`.
 
-    fastai's minimum / c, with c (per schedule) chosen from 10**(0, 1/8, ..., 2) to minimise the median
-    regret of single range tests over the `train` ground truths. It shows the interface: fit(train
-    ground truths) -> rule.
+    The lr at fastai's lowest smoothed loss divided by c, with c (per schedule) chosen from
+    10**(0, 1/8, ..., 2) to minimise the median regret of single range tests over the `train` ground
+    truths. It shows the interface: fit(train ground truths) -> rule.
     """
     from .score import regrets_of
 
@@ -133,16 +133,16 @@ def fitted_minimum_divisor(train: dict[str, dict]) -> Rule:
     for schedule in ("constant", "onecycle"):
         def score(c, schedule=schedule):
             def rule(lrs, smoothed, raw, sched, c=c):
-                m = suggest.minimum(lrs, arr(smoothed))
-                return None if m is None else m / c
+                m = fastai_minimum(lrs, smoothed, raw)
+                return None if m is None else m * 10 / c
 
             return float(np.median(regrets_of(rule, train, schedule)))
 
         chosen[schedule] = min(constants, key=score)
 
     def rule(lrs, smoothed, raw, schedule):
-        m = suggest.minimum(lrs, arr(smoothed))
-        return None if m is None else m / chosen[schedule]
+        m = fastai_minimum(lrs, smoothed, raw)
+        return None if m is None else m * 10 / chosen[schedule]
 
     rule.constants = chosen
     return rule

@@ -91,8 +91,9 @@ def summarise(values: list[float]) -> dict:
     a = np.array(values, dtype=float)
     if len(a) == 0:
         return {"median": math.nan, "within10": math.nan, "p25": math.nan, "p75": math.nan, "n": 0}
-    return {"median": float(np.median(a)), "within10": float(np.mean(a <= 0.10)), "p25": float(np.percentile(a, 25)),
-            "p75": float(np.percentile(a, 75)), "n": len(a)}
+    # "nearest": no interpolation between an infinite regret (no answer) and a finite one
+    return {"median": float(np.median(a)), "within10": float(np.mean(a <= 0.10)), "p25": float(np.percentile(a, 25, method="nearest")),
+            "p75": float(np.percentile(a, 75, method="nearest")), "n": len(a)}
 
 
 def score(gts: dict[str, dict], seeds: Sequence[int] = RT_SEEDS, names: Sequence[str] | None = None) -> dict[str, dict]:
