@@ -47,7 +47,8 @@ def task_table(gts: dict[str, dict]) -> list[str]:
             u, med = ground_truth.grid_median(gt, p)
             i = int(np.argmin(med))
             edge = " (edge)" if i in (0, len(u) - 1) else ""
-            best.append(f"{10 ** u[i]:.3g}{edge}")
+            beyond = " (above the range test's end)" if 10 ** u[i] > ground_truth.RT_END else ""
+            best.append(f"{10 ** u[i]:.3g}{edge}{beyond}")
             vals.append(f"{med[i]:.4g}")
             prodigy.append(f"{np.median(list(gt['prodigy'][p].values())):.4g}")
         u, _ = ground_truth.grid_median(gt, "constant")
