@@ -52,6 +52,17 @@ def _load_rule(spec: str):
     return getattr(importlib.import_module(module), attr)
 
 
+def seed_counts(gts: dict) -> str:
+    """'3 for every task', or how many tasks have how many grid seeds."""
+    counts = {}
+    for gt in gts.values():
+        n = min(len(v) for p in gt["grid"].values() for v in p.values())
+        counts[n] = counts.get(n, 0) + 1
+    if len(counts) == 1:
+        return f"{next(iter(counts))} for every task"
+    return ", ".join(f"{n} for {k} tasks" for n, k in sorted(counts.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--half", default="both", choices=("design", "test", "both"), help="which tasks to read and score (default both)")
@@ -148,8 +159,7 @@ def main() -> None:
                 f"- Command: `{cmd}`", f"- Machine: {machine}",
                 f"- This run: {elapsed:.0f} s. Computing the stored ground truth took {compute / 60:.0f} min of process time "
                 "(`python -m benchmarks.quality.ground_truth --jobs 2`, 2 shared cores, niced)",
-                "- Grid seeds: 0 and 1 for every task, and 2 where the tasks table says 3 (a first pass of 2 seeds covered "
-                "every task; the third is added by `python -m benchmarks.quality.ground_truth --seeds 0,1,2`); Prodigy the same",
+                f"- Grid seeds per task (and Prodigy runs): {seed_counts(everything)}",
                 f"- Range-test seeds {RT_SEEDS[0]}..{RT_SEEDS[-1]}; range test {RT_START:g}..{RT_END:g}, "
                 f"{RT_ITERS} steps, smoothing 0.98 (lrfind's defaults)",
                 "- Regret = val(lr) / best - 1 (val: median over grid seeds, interpolated in log10 lr; best: the grid's lowest "
