@@ -41,7 +41,7 @@ import torch  # noqa: E402
 
 from benchmarks.quality import ground_truth, report, score, verify_runs  # noqa: E402
 from benchmarks.quality.ground_truth import RT_END, RT_ITERS, RT_SEEDS, RT_START  # noqa: E402
-from benchmarks.quality.methods import CLASSIC, RULES, current_rule, fitted_minimum_divisor, fixed  # noqa: E402
+from benchmarks.quality.methods import CLASSIC, RULES, current_rule, fitted_minimum_divisor, fitted_onset_rule, fixed  # noqa: E402
 from benchmarks.quality.tasks import BY_NAME, TASKS  # noqa: E402
 
 
@@ -117,14 +117,18 @@ def main() -> None:
 
     if "design" in halves and loaded["design"][0]:
         design = loaded["design"][0]
-        lofo = {"fastai minimum / c (c fitted per schedule)": score.leave_one_family_out(fitted_minimum_divisor, design)}
+        lofo = {"fastai minimum / c (c fitted per schedule)": score.leave_one_family_out(fitted_minimum_divisor, design),
+                "lrfind (onset rule, both distances refitted per fold)": score.leave_one_family_out(fitted_onset_rule, design)}
         for name in rule_names:
             lofo[f"{name} (no constants fitted here)"] = score.leave_one_family_out(fixed(RULES[name]), design)
         out += ["## Leave one family out (design half)", "",
                 "`score.leave_one_family_out(fit, design)`: for each family of the design half, `fit` gets the other "
                 "families' ground truth and returns a rule, which is scored on the held-out family's single range tests. "
                 "The first rule is an example of the interface (fastai's minimum divided by a constant chosen on the "
-                "training families); a rule without constants scores the same as in-sample.", "",
+                "training families). The second is lrfind's rule with its two constants (decades below the onset of "
+                "divergence, per schedule) chosen on the training families exactly as the shipped ones were chosen on the "
+                "whole design half (`methods.fitted_onset_rule`): its held-out score estimates how the rule does on a kind "
+                "of model it was not fitted on. A rule without constants scores the same as in-sample.", "",
                 *report.lofo_table(lofo), ""]
 
     if not args.no_verify:

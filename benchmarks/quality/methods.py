@@ -107,7 +107,7 @@ CLASSIC = ("torch-lr-finder steepest (index)", "lightning steepest (d/d lr)", "f
 
 
 def current_rule(lrs, smoothed, raw, schedule):
-    """lrfind's rule as it is in lrfind_cli/suggest.py: `recommend(..., schedule)`."""
+    """lrfind's rule as it is in lrfind_cli/suggest/rules.py: `recommend(..., schedule)`."""
     return suggest.recommend(lrs, arr(smoothed), arr(raw), schedule=schedule)["lr"]
 
 
@@ -151,3 +151,36 @@ def fitted_minimum_divisor(train: dict[str, dict]) -> Rule:
 def fixed(rule: Rule) -> Callable[[dict[str, dict]], Rule]:
     """The 'fitting procedure' of a rule with no constants to fit: returns it unchanged."""
     return lambda train: rule
+
+
+def onset_rule(decades: dict[str, float]) -> Rule:
+    """lrfind's rule with other distances below the onset of divergence (decades, per schedule)."""
+    from lrfind_cli.suggest.rules import below_onset, shape_of
+
+    def rule(lrs, smoothed, raw, schedule):
+        shape = shape_of(lrs, arr(smoothed), arr(raw))
+        return None if shape is None else below_onset(shape, decades[schedule])
+
+    return rule
+
+
+def fitted_onset_rule(train: dict[str, dict]) -> Rule:
+    """lrfind's rule refitted on `train` exactly as its constants were chosen, for `leave_one_family_out`.
+
+    Per schedule, the distance below the onset of divergence is the one of 0, 1/4, ..., 5/2 decades
+    with the lowest median regret of single range tests over `train` (ties: the smaller distance).
+    Shipped: ONECYCLE_DECADES and CONSTANT_DECADES in lrfind_cli/suggest/rules.py, chosen on the
+    whole design half.
+    """
+    from .score import regrets_of
+
+    grid = [k / 4 for k in range(11)]
+    chosen = {}
+    for schedule in ("constant", "onecycle"):
+        def median_regret(d, schedule=schedule):
+            return float(np.median(regrets_of(onset_rule({schedule: d}), train, schedule)))
+
+        chosen[schedule] = min(grid, key=median_regret)
+    rule = onset_rule(chosen)
+    rule.constants = chosen
+    return rule
