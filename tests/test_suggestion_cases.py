@@ -170,3 +170,17 @@ def test_a_completed_sweep_that_ends_above_its_start_is_flagged_blew_up():
 def test_a_modest_rise_after_the_minimum_is_not_blew_up():
     lrs, raw = _descent_then_rise(end_level=0.8)  # 1.6x its best, well below the start
     assert "blew_up" not in confidence([(lrs, raw, raw)], statuses=["completed"])["flags"]
+
+
+def test_tiny_example_that_blows_up_under_the_stop_threshold_says_so(tmp_path):
+    from pathlib import Path
+
+    tiny = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+    result = CliRunner().invoke(app, ["run", str(tiny), "--out", str(tmp_path), "--json"])
+
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    smoothed = [v for v in doc["history"]["smoothed"] if v is not None]
+    assert doc["status"] == "completed" and smoothed[-1] > 2 * min(smoothed)  # it blew up, the 4x stop never fired
+    assert "blew_up" in doc["confidence"]["flags"]
+    assert "warning: note (blew_up): " in result.stderr

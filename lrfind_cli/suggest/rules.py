@@ -17,8 +17,10 @@ from .curve import RULE_MIN_POINTS, curve_shape, divergence_onset, fall_of, fini
 # design half of benchmarks/suggestion_quality.py (a quarter-decade grid of offsets; the test half
 # was not read) and rounded to the grid:
 ONECYCLE_DECADES = 1.0  # one-cycle max_lr = onset / 10: warm-up and annealing make the top of a cycle safe
-CONSTANT_DECADES = 1.25  # constant lr = onset / 10**1.25: a rate held for a whole run must stay further from the edge
-CONSTANT_FACTOR = 10 ** (CONSTANT_DECADES - ONECYCLE_DECADES)  # one-cycle max_lr over the constant lr (about 1.78)
+# constant lr = onset / 10**1.5: a rate held for a whole run must stay further from the edge; half a
+# decade below max_lr, which is where Smith puts base_lr (max_lr / 3 to / 4, arXiv 1506.01186)
+CONSTANT_DECADES = 1.5
+CONSTANT_FACTOR = 10 ** (CONSTANT_DECADES - ONECYCLE_DECADES)  # one-cycle max_lr over the constant lr (about 3.2)
 BASE_FACTOR = 3.0  # lr_range's low end: Smith's base_lr = max_lr / 3 to / 4 (arXiv 1506.01186), unless the steepest fall is lower
 KNEE_FRACTION = 0.75  # landmarks for the plot and result.json: the knee is where this fraction of the drop is done
 RISE_FRACTION = 0.5

@@ -1,0 +1,108 @@
+"""Markdown tables of the benchmark: tasks, the split, method tables per half, leave-one-family-out, verify."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+
+from . import ground_truth
+from .ground_truth import PROTOCOLS
+from .tasks import BY_NAME, FAMILIES
+
+
+def _f(x: float, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return "inf" if math.isinf(x) else f"{x:.{digits}f}"
+
+
+def _pct(x: float) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.0%}"
+
+
+def split_table(names: list[str]) -> list[str]:
+    counts = Counter((BY_NAME[n].family, BY_NAME[n].half) for n in names)
+    lines = ["| family | design | test |", "|---|---|---|"]
+    for fam in FAMILIES:
+        d, t = counts.get((fam, "design"), 0), counts.get((fam, "test"), 0)
+        if d or t:
+            lines.append(f"| {fam} | {d} | {t} |")
+    total = Counter(BY_NAME[n].half for n in names)
+    lines.append(f"| **all** | {total.get('design', 0)} | {total.get('test', 0)} |")
+    one_sided = [fam for fam in FAMILIES if (counts.get((fam, "design"), 0) == 0) != (counts.get((fam, "test"), 0) == 0)]
+    if one_sided:
+        lines += ["", "Families in one half only: " + ", ".join(
+            f"{fam} ({'design' if counts.get((fam, 'design'), 0) else 'test'})" for fam in one_sided) + "."]
+    return lines
+
+
+def task_table(gts: dict[str, dict]) -> list[str]:
+    lines = ["| task | family | half | setup | steps | grid (log10) | best lr constant | best lr one-cycle | best val (const / 1cyc) "
+             "| untrained val | Prodigy val (const / 1cyc) | grid seeds |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, gt in gts.items():
+        best, vals, prodigy = [], [], []
+        for p in PROTOCOLS:
+            u, med = ground_truth.grid_median(gt, p)
+            i = int(np.argmin(med))
+            edge = " (edge)" if i in (0, len(u) - 1) else ""
+            beyond = " (above the range test's end)" if 10 ** u[i] > ground_truth.RT_END else ""
+            best.append(f"{10 ** u[i]:.3g}{edge}{beyond}")
+            vals.append(f"{med[i]:.4g}")
+            prodigy.append(f"{np.median(list(gt['prodigy'][p].values())):.4g}")
+        u, _ = ground_truth.grid_median(gt, "constant")
+        untrained = np.median(list(gt["untrained"].values()))
+        lines.append(f"| {name} | {gt['family']} | {gt['half']} | {gt['describe']} | {gt['steps']} | {u[0]:.2f} .. {u[-1]:.2f} "
+                     f"| {best[0]} | {best[1]} | {' / '.join(vals)} | {untrained:.4g} | {' / '.join(prodigy)} "
+                     f"| {min(len(v) for p in PROTOCOLS for v in gt['grid'][p].values())} |")
+    return lines
+
+
+def method_table(rows: dict) -> list[str]:
+    lines = ["| method | constant: median regret | constant: within 10% | constant: regret p25-p75 | constant: spread (dec.) "
+             "| one-cycle: median regret | one-cycle: within 10% | one-cycle: regret p25-p75 | one-cycle: spread (dec.) "
+             "| no answer | outside grid |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, e in rows.items():
+        cells = []
+        for p in PROTOCOLS:
+            s = e[p]
+            cells += [_f(s["median"]), _pct(s["within10"]), f"{_f(s['p25'], 2)}-{_f(s['p75'], 2)}", _f(s["spread"], 2)]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {e['missing']}/{e['n']} | {e['outside']} |")
+    return lines
+
+
+def lofo_table(results: dict[str, dict]) -> list[str]:
+    """results: {rule label: leave_one_family_out(...) output}."""
+    lines = ["| rule | held-out family | tasks | constant: median regret | constant: within 10% | one-cycle: median regret "
+             "| one-cycle: within 10% |", "|---|---|---|---|---|---|---|"]
+    for label, res in results.items():
+        for fam, e in res["families"].items():
+            lines.append(f"| {label} | {fam} | {e['tasks']} | {_f(e['constant']['median'])} | {_pct(e['constant']['within10'])} "
+                         f"| {_f(e['onecycle']['median'])} | {_pct(e['onecycle']['within10'])} |")
+        for which in ("pooled", "in_sample"):
+            e = res[which]
+            title = "**all held-out (pooled)**" if which == "pooled" else "in-sample (fitted on all, scored on all)"
+            lines.append(f"| {label} | {title} | | {_f(e['constant']['median'])} | {_pct(e['constant']['within10'])} "
+                         f"| {_f(e['onecycle']['median'])} | {_pct(e['onecycle']['within10'])} |")
+    return lines
+
+
+def verify_table(result: dict) -> list[str]:
+    lines = ["| protocol | candidates (k x step) | picked by | regret without: median / within 10% | with verify: median / within 10% "
+             "| runs better / worse | mean move (decades) | extra steps / range-test steps |", "|---|---|---|---|---|---|---|---|"]
+    for p in PROTOCOLS:
+        e = result[p]
+        for (k, step, crit), s in e["with"].items():
+            lines.append(f"| {p} | {k} x {step:g} dec. | {crit} loss | {_f(e['without']['median'])} / {_pct(e['without']['within10'])} "
+                         f"| {_f(s['median'])} / {_pct(s['within10'])} | {_pct(e['better'][(k, step, crit)])} / "
+                         f"{_pct(e['worse'][(k, step, crit)])} | {_f(e['moved'][(k, step, crit)], 2)} | {_f(e['cost'][(k, step)], 2)} |")
+    return lines
+
+
+def per_task_table(table: dict[str, dict], names: list[str]) -> list[str]:
+    cols = [(n, p) for p in PROTOCOLS for n in (*names, "Prodigy")]
+    lines = ["| task | family | " + " | ".join(f"{n} @ {p}" for n, p in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for task, row in table.items():
+        lines.append(f"| {task} | {BY_NAME[task].family} | " + " | ".join(f"{row[c]:.2f}" for c in cols) + " |")
+    return lines
