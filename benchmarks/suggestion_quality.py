@@ -64,6 +64,32 @@ def seed_counts(gts: dict) -> str:
 
 
 def main() -> None:
+    args = _arguments()
+    torch.set_num_threads(1)
+    for spec in args.rule:
+        RULES[spec] = _load_rule(spec)
+    started = time.perf_counter()
+    _compute(args)
+    halves = ("design", "test") if args.half == "both" else (args.half,)
+    loaded = {h: score.load_half(h) for h in halves}
+    everything = {n: g for h in halves for n, g in loaded[h][0].items()}
+    missing = {n: why for h in halves for n, why in loaded[h][1].items()}
+    if not everything:
+        raise SystemExit("no stored ground truth to score; run with --compute-missing")
+    out = _split_and_tasks(everything, missing)
+    halves_scored = {h: loaded[h][0] for h in halves if loaded[h][0]}
+    out += _quality_sections(halves_scored)
+    if "design" in halves_scored:
+        out += _lofo_section(halves_scored["design"])
+    if not args.no_verify:
+        out += _verify_section(args, halves_scored)
+    out += _per_task_sections(halves_scored)
+    print("\n".join(out))
+    if args.write:
+        _write(args, out, everything, time.perf_counter() - started)
+
+
+def _arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--half", default="both", choices=("design", "test", "both"), help="which tasks to read and score (default both)")
     ap.add_argument("--recompute", default="", help="comma-separated task names whose ground truth is rebuilt first")
@@ -73,12 +99,11 @@ def main() -> None:
     ap.add_argument("--no-verify", action="store_true", help="skip the verification-stage measurement")
     ap.add_argument("--verify-rule", default="lrfind (current rule)", help="name of the rule whose answers verify checks")
     ap.add_argument("--write", default="", help="write the markdown report to this path")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    for spec in args.rule:
-        RULES[spec] = _load_rule(spec)
+    return ap.parse_args()
 
-    started = time.perf_counter()
+
+def _compute(args: argparse.Namespace) -> None:
+    """Rebuild the ground truth of --recompute tasks, and compute missing ones with --compute-missing."""
     for name in filter(None, args.recompute.split(",")):
         if name not in BY_NAME:
             raise SystemExit(f"unknown task {name!r}; tasks: {', '.join(BY_NAME)}")
@@ -89,13 +114,9 @@ def main() -> None:
         for task in score.tasks_in(args.half):
             if ground_truth.stale(task) is not None:
                 ground_truth.compute(task, args.jobs)
-    halves = ("design", "test") if args.half == "both" else (args.half,)
-    loaded = {h: score.load_half(h) for h in halves}
-    everything = {n: g for h in halves for n, g in loaded[h][0].items()}
-    missing = {n: why for h in halves for n, why in loaded[h][1].items()}
-    if not everything:
-        raise SystemExit("no stored ground truth to score; run with --compute-missing")
 
+
+def _split_and_tasks(everything: dict[str, dict], missing: dict[str, str]) -> list[str]:
     out = ["## Split", "",
            "`half(name)`: design when the last hex digit of sha256(task name) is even, else test (benchmarks/quality/tasks.py). "
            "Fixed before any tuning; constants are to be chosen on the design half only.", "",
@@ -103,80 +124,85 @@ def main() -> None:
            "## Tasks", "", *report.task_table(everything), ""]
     if missing:
         out += ["Not scored (no usable ground truth): " + ", ".join(f"`{n}` ({why})" for n, why in missing.items()) + ".", ""]
+    return out
+
+
+def _quality_sections(halves: dict[str, dict[str, dict]]) -> list[str]:
+    out: list[str] = []
     rule_names = list(RULES)
-    for h in halves:
-        gts = loaded[h][0]
-        if not gts:
-            continue
+    for h, gts in halves.items():
         rows = score.score(gts)
         out += [f"## Suggestion quality: {h} half ({len(gts)} tasks, {len(RT_SEEDS)} range tests each)", "",
                 *report.method_table(rows), "", f"Targets of issue 12 on the {h} half:", ""]
         for name in rule_names:
             out += score.verdict(rows, name)
         out += [""]
+    return out
 
-    if "design" in halves and loaded["design"][0]:
-        design = loaded["design"][0]
-        lofo = {"fastai minimum / c (c fitted per schedule)": score.leave_one_family_out(fitted_minimum_divisor, design),
-                "lrfind (onset rule, both distances refitted per fold)": score.leave_one_family_out(fitted_onset_rule, design)}
-        for name in rule_names:
-            lofo[f"{name} (no constants fitted here)"] = score.leave_one_family_out(fixed(RULES[name]), design)
-        out += ["## Leave one family out (design half)", "",
-                "`score.leave_one_family_out(fit, design)`: for each family of the design half, `fit` gets the other "
-                "families' ground truth and returns a rule, which is scored on the held-out family's single range tests. "
-                "The first rule is an example of the interface (fastai's minimum divided by a constant chosen on the "
-                "training families). The second is lrfind's rule with its two constants (decades below the onset of "
-                "divergence, per schedule) chosen on the training families exactly as the shipped ones were chosen on the "
-                "whole design half (`methods.fitted_onset_rule`): its held-out score estimates how the rule does on a kind "
-                "of model it was not fitted on. A rule without constants scores the same as in-sample.", "",
-                *report.lofo_table(lofo), ""]
 
-    if not args.no_verify:
-        rule = RULES.get(args.verify_rule, current_rule)
-        out += ["## Verification stage (lrfind_cli/verify.py)", "",
-                f"For `{args.verify_rule}`, on range tests {verify_runs.VERIFY_SEEDS[0]}..{verify_runs.VERIFY_SEEDS[-1]} of each "
-                "task: candidates `bracket(lr, k, step)` around its answer, each trained for the task's steps / 4 from the "
-                "range test's starting model under the protocol's schedule, the lowest final loss chosen (mean of the last "
-                "tenth of the training losses, or the validation split's loss). Cost: candidates' training steps over the "
-                "range test's steps.", ""]
-        for h in halves:
-            gts = loaded[h][0]
-            if not gts:
-                continue
-            runs = verify_runs.ensure(rule, gts, args.jobs)
-            out += [f"### {h} half", "", *report.verify_table(verify_runs.evaluate(rule, gts, runs)), ""]
+def _lofo_section(design: dict[str, dict]) -> list[str]:
+    lofo = {"fastai minimum / c (c fitted per schedule)": score.leave_one_family_out(fitted_minimum_divisor, design),
+            "lrfind (onset rule, both distances refitted per fold)": score.leave_one_family_out(fitted_onset_rule, design)}
+    for name in RULES:
+        lofo[f"{name} (no constants fitted here)"] = score.leave_one_family_out(fixed(RULES[name]), design)
+    return ["## Leave one family out (design half)", "",
+            "`score.leave_one_family_out(fit, design)`: for each family of the design half, `fit` gets the other "
+            "families' ground truth and returns a rule, which is scored on the held-out family's single range tests. "
+            "The first rule is an example of the interface (fastai's minimum divided by a constant chosen on the "
+            "training families). The second is lrfind's rule with its two constants (decades below the onset of "
+            "divergence, per schedule) chosen on the training families exactly as the shipped ones were chosen on the "
+            "whole design half (`methods.fitted_onset_rule`): its held-out score estimates how the rule does on a kind "
+            "of model it was not fitted on. A rule without constants scores the same as in-sample.", "",
+            *report.lofo_table(lofo), ""]
 
-    for h in halves:
-        gts = loaded[h][0]
-        if gts:
-            out += [f"## Median regret per task, {h} half (single range tests)", "",
-                    *report.per_task_table(score.per_task(gts, [*CLASSIC[2:], *rule_names]), [*CLASSIC[2:], *rule_names]), ""]
-    elapsed = time.perf_counter() - started
-    print("\n".join(out))
-    if args.write:
-        cmd = "python benchmarks/suggestion_quality.py " + " ".join(sys.argv[1:])
-        machine = f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, python {platform.python_version()}"
-        compute = sum(g.get("seconds", 0.0) for g in everything.values())
-        head = ["# Suggestion quality", "",
-                "Generated by `benchmarks/suggestion_quality.py` from the ground truth stored in `benchmarks/ground_truth/` "
-                "(method: the docstrings of `benchmarks/suggestion_quality.py` and `benchmarks/quality/`).", "",
-                f"- Command: `{cmd}`", f"- Machine: {machine}",
-                f"- This run: {elapsed:.0f} s. Computing the stored ground truth took {compute / 60:.0f} min of process time "
-                "(`python -m benchmarks.quality.ground_truth --jobs 2`, 2 shared cores, niced)",
-                f"- Grid seeds per task (and Prodigy runs): {seed_counts(everything)}",
-                f"- Range-test seeds {RT_SEEDS[0]}..{RT_SEEDS[-1]}; range test {RT_START:g}..{RT_END:g}, "
-                f"{RT_ITERS} steps, smoothing 0.98 (lrfind's defaults)",
-                "- Regret = val(lr) / best - 1 (val: median over grid seeds, interpolated in log10 lr; best: the grid's lowest "
-                "median). Within 10%: share of runs with regret <= 0.10. Spread: standard deviation of log10(suggestion) "
-                "across a task's range tests, averaged over tasks. Prodigy: `prodigyopt.Prodigy(lr=1.0)` at its defaults, "
-                "constant or under OneCycleLR(max_lr=1.0), no lr search.", "",
-                "To score a new rule on the design half only (no test-half file is read): add it to `RULES` in "
-                "`benchmarks/quality/methods.py` (a function `(lrs, smoothed, raw, schedule) -> lr | None`) and run "
-                "`python benchmarks/suggestion_quality.py --half design --no-verify`, or from Python "
-                "`benchmarks.quality.score.score_rule(rule, 'design')`; for its leave-one-family-out estimate, "
-                "`score.leave_one_family_out(fit, score.load_half('design')[0])` with `fit(train_ground_truths) -> rule`.", ""]
-        with open(args.write, "w") as f:
-            f.write("\n".join(head + out) + "\n")
+
+def _verify_section(args: argparse.Namespace, halves: dict[str, dict[str, dict]]) -> list[str]:
+    rule = RULES.get(args.verify_rule, current_rule)
+    out = ["## Verification stage (lrfind_cli/verify.py)", "",
+            f"For `{args.verify_rule}`, on range tests {verify_runs.VERIFY_SEEDS[0]}..{verify_runs.VERIFY_SEEDS[-1]} of each "
+            "task: candidates `bracket(lr, k, step)` around its answer, each trained for the task's steps / 4 from the "
+            "range test's starting model under the protocol's schedule, the lowest final loss chosen (mean of the last "
+            "tenth of the training losses, or the validation split's loss). Cost: candidates' training steps over the "
+            "range test's steps.", ""]
+    for h, gts in halves.items():
+        runs = verify_runs.ensure(rule, gts, args.jobs)
+        out += [f"### {h} half", "", *report.verify_table(verify_runs.evaluate(rule, gts, runs)), ""]
+    return out
+
+
+def _per_task_sections(halves: dict[str, dict[str, dict]]) -> list[str]:
+    out: list[str] = []
+    rule_names = list(RULES)
+    for h, gts in halves.items():
+        out += [f"## Median regret per task, {h} half (single range tests)", "",
+                *report.per_task_table(score.per_task(gts, [*CLASSIC[2:], *rule_names]), [*CLASSIC[2:], *rule_names]), ""]
+    return out
+
+
+def _write(args: argparse.Namespace, out: list[str], everything: dict[str, dict], elapsed: float) -> None:
+    cmd = "python benchmarks/suggestion_quality.py " + " ".join(sys.argv[1:])
+    machine = f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, python {platform.python_version()}"
+    compute = sum(g.get("seconds", 0.0) for g in everything.values())
+    head = ["# Suggestion quality", "",
+            "Generated by `benchmarks/suggestion_quality.py` from the ground truth stored in `benchmarks/ground_truth/` "
+            "(method: the docstrings of `benchmarks/suggestion_quality.py` and `benchmarks/quality/`).", "",
+            f"- Command: `{cmd}`", f"- Machine: {machine}",
+            f"- This run: {elapsed:.0f} s. Computing the stored ground truth took {compute / 60:.0f} min of process time "
+            "(`python -m benchmarks.quality.ground_truth --jobs 2`, 2 shared cores, niced)",
+            f"- Grid seeds per task (and Prodigy runs): {seed_counts(everything)}",
+            f"- Range-test seeds {RT_SEEDS[0]}..{RT_SEEDS[-1]}; range test {RT_START:g}..{RT_END:g}, "
+            f"{RT_ITERS} steps, smoothing 0.98 (lrfind's defaults)",
+            "- Regret = val(lr) / best - 1 (val: median over grid seeds, interpolated in log10 lr; best: the grid's lowest "
+            "median). Within 10%: share of runs with regret <= 0.10. Spread: standard deviation of log10(suggestion) "
+            "across a task's range tests, averaged over tasks. Prodigy: `prodigyopt.Prodigy(lr=1.0)` at its defaults, "
+            "constant or under OneCycleLR(max_lr=1.0), no lr search.", "",
+            "To score a new rule on the design half only (no test-half file is read): add it to `RULES` in "
+            "`benchmarks/quality/methods.py` (a function `(lrs, smoothed, raw, schedule) -> lr | None`) and run "
+            "`python benchmarks/suggestion_quality.py --half design --no-verify`, or from Python "
+            "`benchmarks.quality.score.score_rule(rule, 'design')`; for its leave-one-family-out estimate, "
+            "`score.leave_one_family_out(fit, score.load_half('design')[0])` with `fit(train_ground_truths) -> rule`.", ""]
+    with open(args.write, "w") as f:
+        f.write("\n".join(head + out) + "\n")
 
 
 if __name__ == "__main__":

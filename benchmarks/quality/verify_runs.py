@@ -14,6 +14,7 @@ truth: a new rule trains only the candidates not seen before.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -109,16 +110,7 @@ def _candidates(rule: Rule, gt: dict, seed: int, schedule: str) -> tuple[float |
 def ensure(rule: Rule, gts: dict[str, dict], processes: int = 1, log=sys.stderr) -> dict[str, dict]:
     """Train every candidate the rule needs that is not cached yet; return {task: runs}."""
     all_runs = {name: load_runs(name, BY_NAME[name].key()) for name in gts}
-    todo = []
-    for name, gt in gts.items():
-        steps = num_steps(gt["steps"])
-        for seed in VERIFY_SEEDS:
-            for p in PROTOCOLS:
-                _, lrs = _candidates(rule, gt, seed, p)
-                have = all_runs[name]["runs"].get(_run_key(seed, p, steps), {})
-                need = [v for v in lrs if lr_key(v) not in have]
-                if need:
-                    todo.append((name, seed, p, need))
+    todo = _missing(rule, gts, all_runs)
     if todo:
         print(f"verify: training {sum(len(t[3]) for t in todo)} candidates in {len(todo)} groups", file=log)
 
@@ -129,21 +121,40 @@ def ensure(rule: Rule, gts: dict[str, dict], processes: int = 1, log=sys.stderr)
             for name in {r[0][0] for r in results}:
                 save_runs(all_runs[name])
 
-        if processes > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("fork").Pool(processes) as pool:
-                batch = []
-                for item in pool.imap_unordered(_job, todo, chunksize=1):
-                    batch.append(item)
-                    if len(batch) == 8:
-                        record(batch)
-                        batch = []
-                record(batch)
-        else:
-            for job in todo:
-                record([_job(job)])
+        _train(todo, processes, record)
     return all_runs
+
+
+def _missing(rule: Rule, gts: dict[str, dict], all_runs: dict[str, dict]) -> list[tuple]:
+    """(task, seed, protocol, candidate lrs not cached yet) for every group the rule needs."""
+    todo = []
+    for name, gt in gts.items():
+        steps = num_steps(gt["steps"])
+        for seed, p in itertools.product(VERIFY_SEEDS, PROTOCOLS):
+            _, lrs = _candidates(rule, gt, seed, p)
+            have = all_runs[name]["runs"].get(_run_key(seed, p, steps), {})
+            need = [v for v in lrs if lr_key(v) not in have]
+            if need:
+                todo.append((name, seed, p, need))
+    return todo
+
+
+def _train(todo: list[tuple], processes: int, record) -> None:
+    """Run the groups, in `processes` forked workers when more than one; `record` saves each batch of 8 as it comes."""
+    if processes <= 1:
+        for job in todo:
+            record([_job(job)])
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(processes) as pool:
+        batch = []
+        for item in pool.imap_unordered(_job, todo, chunksize=1):
+            batch.append(item)
+            if len(batch) == 8:
+                record(batch)
+                batch = []
+        record(batch)
 
 
 def evaluate(rule: Rule, gts: dict[str, dict], all_runs: dict[str, dict], seeds: Sequence[int] = VERIFY_SEEDS) -> dict:
