@@ -67,22 +67,27 @@ def test_case06_very_short_sweeps_are_flagged_too_few_points_and_give_no_answer(
     assert "fewer than 20 finite losses" in result.stderr
 
 
-def _converged_checkpoint(path):
-    """The case 17 model trained to convergence (one-cycle Adam), as `fine_tune` would leave it."""
-    torch.manual_seed(0)
-    model = mlp_regressor(16, 32, 2)
-    data = SyntheticTabular(1024, 16, noise=0.1)
-    x, y = data.x, data.y
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    steps = 600
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-2, total_steps=steps)
-    gen = torch.Generator().manual_seed(1)
+def _train_adam(model, x, y, lr, steps, seed, max_lr=None):
+    """Adam on random batches of 128 (seeded), constant lr or one-cycle up to `max_lr`; the model trained in place."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps) if max_lr else None
+    gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         idx = torch.randint(0, len(x), (128,), generator=gen)
         opt.zero_grad()
         torch.nn.functional.mse_loss(model(x[idx]), y[idx]).backward()
         opt.step()
-        sched.step()
+        if sched is not None:
+            sched.step()
+    return model
+
+
+def _converged_checkpoint(path):
+    """The case 17 model trained to convergence (one-cycle Adam), as `fine_tune` would leave it."""
+    torch.manual_seed(0)
+    data = SyntheticTabular(1024, 16, noise=0.1)
+    x, y = data.x, data.y
+    model = _train_adam(mlp_regressor(16, 32, 2), x, y, lr=3e-3, steps=600, seed=1, max_lr=1e-2)
     torch.save(model.state_dict(), path)
     return x, y
 
@@ -91,13 +96,7 @@ def _loss_after_training(checkpoint, x, y, lr, steps=60):
     torch.manual_seed(0)
     model = mlp_regressor(16, 32, 2)
     model.load_state_dict(torch.load(checkpoint, weights_only=True))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(2)
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (128,), generator=gen)
-        opt.zero_grad()
-        torch.nn.functional.mse_loss(model(x[idx]), y[idx]).backward()
-        opt.step()
+    _train_adam(model, x, y, lr=lr, steps=steps, seed=2)
     with torch.no_grad():
         return float(torch.nn.functional.mse_loss(model(x), y))
 
