@@ -15,7 +15,6 @@ from .rules import (
     CONSTANT_DECADES,
     CONSTANT_FACTOR,
     KNEE_FRACTION,
-    LAG_STEPS,
     ONECYCLE_DECADES,
     RISE_FRACTION,
     SCHEDULE_NAMES,
@@ -29,7 +28,7 @@ from .rules import (
 from .summary import summarize
 
 __all__ = [
-    "BASE_FACTOR", "CONSTANT_DECADES", "CONSTANT_FACTOR", "Curve", "FLAG_NOTES", "KNEE_FRACTION", "LAG_STEPS",
+    "BASE_FACTOR", "CONSTANT_DECADES", "CONSTANT_FACTOR", "Curve", "FLAG_NOTES", "KNEE_FRACTION",
     "LOW_CONFIDENCE", "METHODS", "MIN_POINTS", "NOISY_MARGIN", "ONECYCLE_DECADES", "RISE_FRACTION", "RULE_MIN_POINTS",
     "SCHEDULES", "SCHEDULE_NAMES", "SPREAD_WARNING", "choose", "confidence", "curve_shape", "finite_prefix",
     "log_median", "mean_curve", "minimum", "noise_level", "recommend", "recommend_repeats", "steepest", "suggest_all",

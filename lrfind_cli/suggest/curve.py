@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_POINTS = 5  # the classic methods need this many finite points
-# The schedule-aware rule reads landmarks a few steps apart (LAG_STEPS in rules.py) and measures noise
-# over windows of n/25 points: below 20 points a step spans so much of the range that its answer can
-# be decades off (shared/cases/06: 8 and 12 steps gave answers 2-3 decades below the 100-step one).
+# The schedule-aware rule measures noise over windows of n/25 points and a head of n/10: below 20
+# points a step spans so much of the range that its answer can be decades off (shared/cases/06: 8
+# and 12 steps gave answers 2-3 decades below the 100-step one).
 RULE_MIN_POINTS = 20
 # Without raw losses to measure the noise, the curve must fall by this fraction of its scale.
 MIN_RELATIVE_DROP = 0.01

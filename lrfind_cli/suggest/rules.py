@@ -24,7 +24,6 @@ CONSTANT_FACTOR = 10 ** (CONSTANT_DECADES - ONECYCLE_DECADES)  # one-cycle max_l
 BASE_FACTOR = 3.0  # lr_range's low end: Smith's base_lr = max_lr / 3 to / 4 (arXiv 1506.01186), unless the steepest fall is lower
 KNEE_FRACTION = 0.75  # landmarks for the plot and result.json: the knee is where this fraction of the drop is done
 RISE_FRACTION = 0.5
-LAG_STEPS = 5  # kept for callers; the rule no longer reads it
 SCHEDULES = ("onecycle", "constant")
 SCHEDULE_NAMES = {"onecycle": "one-cycle max_lr", "constant": "constant lr", "finetune": "fine-tuning lr",  # for people
                   "verify": "verified lr"}
