@@ -72,17 +72,35 @@ def _draw_one(ax, result: RangeTestResult) -> None:
         ax.axvspan(low, high, color="gold", alpha=0.2,
                    label=f"lr_range {low:.2e} .. {high:.2e} (cyclic base_lr .. max_lr)")
     shown = sorted((lr, name) for name, lr in result.suggestions.items() if lr is not None)
-    for k, (lr, name) in enumerate(shown):
+    # the suggested one first, so a method with the same value does not hide it
+    shown.sort(key=lambda item: item[1] != result.method)
+    for lr, name in shown:
         chosen = name == result.method and lr == result.suggested_lr
         colour = _COLOURS.get(name, "tab:gray")
         ax.axvline(lr, color=colour, linestyle="-" if chosen else ":", linewidth=2.2 if chosen else 1.2,
                    label=f"{SCHEDULE_NAMES.get(name, name)}: {lr:.2e}" + ("  (suggested)" if chosen else ""))
-        if main:
-            y = _value_at(main, lr)
-            ax.plot([lr], [y], marker="o", markersize=9 if chosen else 6, color=colour, markeredgecolor="white", zorder=5)
-            # neighbours' values alternate above and below their markers, so close values do not overlap
-            ax.annotate(f"{lr:.2g}", (lr, y), xytext=(4, 9 if k % 2 == 0 else -15), textcoords="offset points", fontsize=8,
-                        color=colour, fontweight="bold" if chosen else "normal")
+    if main:
+        _mark_values(ax, main, shown, result)
+
+
+def _mark_values(ax, curve: list[tuple[float, float]], shown: list[tuple[float, str]], result: RangeTestResult) -> None:
+    """A marker on the curve at each suggestion, its value written beside it.
+
+    Values within 0.2 decades of each other are stacked (each label a line above the last), so
+    they never print over each other; a value equal to one already written is marked, not written.
+    """
+    written: list[float] = []
+    for lr, name in shown:
+        chosen = name == result.method and lr == result.suggested_lr
+        colour = _COLOURS.get(name, "tab:gray")
+        y = _value_at(curve, lr)
+        ax.plot([lr], [y], marker="o", markersize=9 if chosen else 6, color=colour, markeredgecolor="white", zorder=6 if chosen else 5)
+        if any(abs(math.log10(lr / w)) < 0.005 for w in written):
+            continue
+        level = sum(1 for w in written if abs(math.log10(lr / w)) < 0.2)
+        ax.annotate(f"{lr:.2g}", (lr, y), xytext=(5, 8 + 13 * level), textcoords="offset points", fontsize=8, color=colour,
+                    fontweight="bold" if chosen else "normal")
+        written.append(lr)
 
 
 def rule_curve(result: RangeTestResult) -> list[tuple[float, float]]:
