@@ -37,19 +37,25 @@ def test_restore_is_bit_exact_after_every_candidate_and_a_divergence(setup):
     assert result.chosen_lr in (1e-3, 1e-2)
 
 
+def step_raising_at(call: int, error: BaseException):
+    """A training step that raises `error` on its `call`-th call (1-based) and trains normally before it."""
+    calls = []
+
+    def step(m, batch, loss_fn):
+        calls.append(1)
+        if len(calls) == call:
+            raise error
+        return loss_fn(m(batch[0]), batch[1])
+
+    return step
+
+
 def test_restore_is_bit_exact_when_the_step_raises(setup):
     model, optimizer, loader = setup
     before = capture(model, optimizer)
-    calls = []
-
-    def failing_step(m, batch, loss_fn):
-        calls.append(1)
-        if len(calls) == 5:
-            raise RuntimeError("boom")
-        return loss_fn(m(batch[0]), batch[1])
 
     with pytest.raises(RuntimeError, match="boom"):
-        verify_candidates(model, optimizer, loader, LOSS, [1e-2, 1e-1], num_steps=4, step_fn=failing_step)
+        verify_candidates(model, optimizer, loader, LOSS, [1e-2, 1e-1], num_steps=4, step_fn=step_raising_at(5, RuntimeError("boom")))
     assert_restored(before, model, optimizer)
 
 
@@ -130,16 +136,9 @@ def test_bad_arguments_are_refused(setup):
 def test_restore_is_bit_exact_after_an_interrupt(setup):
     model, optimizer, loader = setup
     before = capture(model, optimizer)
-    calls = []
-
-    def interrupted_step(m, batch, loss_fn):
-        calls.append(1)
-        if len(calls) == 7:
-            raise KeyboardInterrupt
-        return loss_fn(m(batch[0]), batch[1])
 
     with pytest.raises(KeyboardInterrupt):
-        verify_candidates(model, optimizer, loader, LOSS, [1e-2, 1e-1], num_steps=5, step_fn=interrupted_step)
+        verify_candidates(model, optimizer, loader, LOSS, [1e-2, 1e-1], num_steps=5, step_fn=step_raising_at(7, KeyboardInterrupt()))
     assert_restored(before, model, optimizer)
 
 
