@@ -245,7 +245,7 @@ def _verify(spec: Spec, result: RangeTestResult, built: Built, loader) -> None:
     same rate. The rule's answer stays in
     `suggestions`; result.json's `verify` block lists the candidates and their losses.
     """
-    from .verify import bracket, verify_candidates
+    from .verify import best_candidate, bracket, verify_candidates
 
     settings, sweep = spec.suggest.verify, spec.sweep
     schedule = result.schedule
@@ -257,15 +257,14 @@ def _verify(spec: Spec, result: RangeTestResult, built: Built, loader) -> None:
         snapshot=sweep.snapshot, precision=spec.precision, accumulation_steps=sweep.accumulation_steps,
         max_grad_norm=sweep.clip_grad_norm, max_grad_value=sweep.clip_grad_value, train_mode=sweep.train_mode,
     )
-    losses = _mean_across_ranks(outcome.losses)
-    finite = [i for i, v in enumerate(losses) if v < float("inf")]
-    chosen = min(finite, key=lambda i: (losses[i], outcome.candidates[i])) if finite else None
+    losses = _mean_across_ranks(outcome.losses)  # every rank picks from the same scores
+    chosen = best_candidate(outcome.candidates, losses)
     result.extra["verify"] = {"rule_lr": result.suggested_lr, "rule": result.method, "schedule": schedule,
                               "candidates": outcome.candidates, "losses": losses, "num_steps": outcome.num_steps,
                               "steps_trained": outcome.steps_trained,
                               "measured_on": "validation loss" if val_fn is not None else "training loss (mean of the last tenth)"}
     if chosen is not None:
-        result.suggestions["verify"] = result.suggested_lr = outcome.candidates[chosen]
+        result.suggestions["verify"] = result.suggested_lr = chosen
         result.method = "verify"
 
 

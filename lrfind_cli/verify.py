@@ -44,6 +44,14 @@ class VerifyResult:
     val_losses: list[float] | None  # val_fn's value at the end of each candidate (None without val_fn)
 
 
+def best_candidate(candidates: Sequence[float], losses: Sequence[float]) -> float | None:
+    """The candidate with the lowest finite loss (ties: the lower lr, the safer one); None when every loss is non-finite."""
+    finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
+    if not finite:
+        return None
+    return float(candidates[min(finite, key=lambda i: (losses[i], candidates[i]))])
+
+
 def bracket(lr: float, k: int = 3, step_decades: float = 0.25) -> list[float]:
     """`k` learning rates spaced `step_decades` apart in log10, centred on `lr` (lr itself among them when k is odd)."""
     if not (lr > 0 and math.isfinite(lr)):
@@ -132,10 +140,7 @@ def verify_candidates(
     finally:
         _put_back(state, restore_loader, discard=True)
     losses = val_losses if val_fn is not None else train_losses
-    finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
-    # lowest loss; among equal losses the lowest lr
-    chosen = min(finite, key=lambda i: (losses[i], lrs[i])) if finite else None
-    return VerifyResult(candidates=lrs, losses=list(losses), chosen_lr=lrs[chosen] if chosen is not None else None, steps_trained=steps,
+    return VerifyResult(candidates=lrs, losses=list(losses), chosen_lr=best_candidate(lrs, losses), steps_trained=steps,
                         schedule=schedule, num_steps=num_steps, train_losses=train_losses,
                         val_losses=val_losses if val_fn is not None else None)
 
