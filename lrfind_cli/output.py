@@ -138,14 +138,14 @@ class Output:
 
 def human_summary(outcome) -> str:
     """The summary `lrfind run` prints on stdout: the suggestion, every method, repeats, the grid and where the files are."""
-    from .suggest import SCHEDULE_NAMES
+    from .suggest import SCHEDULE_NAMES, listed
 
     result = outcome.result
     shown = "none" if result.suggested_lr is None else format(result.suggested_lr, ".4g")
     lines = [f"suggested_lr: {shown} ({SCHEDULE_NAMES.get(result.method, result.method)})"]
     if result.lr_range:
         lines.append(f"lr_range: {result.lr_range[0]:.4g} .. {result.lr_range[1]:.4g} (base_lr .. max_lr for a cyclic schedule)")
-    lines += [f"  {name:<9} {'-' if lr is None else format(lr, '.4g')}" for name, lr in result.suggestions.items()]
+    lines += [f"  {name:<9} {'-' if lr is None else format(lr, '.4g')}" for name, lr in listed(result.suggestions).items()]
     quality = result.confidence
     if quality.get("repeats", 1) > 1:
         spread = quality.get("spread_decades")

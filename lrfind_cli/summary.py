@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from .results import RangeTestResult
+from .suggest import listed
 
 ENV_VAR = "GITHUB_STEP_SUMMARY"
 _WHAT_FOR = {"onecycle": "the max_lr of a one-cycle schedule", "constant": "a constant learning rate"}
@@ -37,7 +38,7 @@ def markdown_summary(result: RangeTestResult, title: str, out_dir: Path, runs: i
         lines.append(f"| grid | {runs} runs; the best one is shown |")
     lines += [f"| outputs | `{out_dir}/` (result.json, history.csv, lr_find.png) |", "", "| method | suggested lr |",
               "|---|---|"]
-    for name, value in result.suggestions.items():
+    for name, value in listed(result.suggestions).items():
         chosen = " (chosen)" if name == result.method and value is not None else ""
         lines.append(f"| {name}{chosen} | {'-' if value is None else f'{value:.4g}'} |")
     return "\n".join(lines) + "\n\n"

@@ -52,6 +52,21 @@ def test_without_a_suggestion_the_summary_says_so():
     assert "lr range" not in text and "| low-confidence flags | none |" in text and "| onecycle | - |" in text
 
 
+def test_the_finetune_rate_is_listed_only_when_there_is_one():
+    from lrfind_cli.output import human_summary
+    from lrfind_cli.runner import RunOutcome
+
+    methods = {"onecycle": 0.0123, "constant": 0.0041, "finetune": None, "steepest": 0.02, "valley": None, "minimum": 0.001}
+    plain = _result(suggestions=methods)
+    trained = _result(suggestions={**methods, "finetune": 0.003}, method="finetune", suggested_lr=0.003)
+
+    assert "finetune" not in markdown_summary(plain, "t", Path("out"))
+    assert "| finetune (chosen) | 0.003 |" in markdown_summary(trained, "t", Path("out"))
+    assert "| valley | - |" in markdown_summary(plain, "t", Path("out"))  # other methods are listed without a value
+    assert "finetune" not in human_summary(RunOutcome(plain, Path("out"), {}, {}))
+    assert "  finetune  0.003" in human_summary(RunOutcome(trained, Path("out"), {}, {}))
+
+
 def test_run_appends_the_summary_to_github_step_summary(cli_runner, tmp_path):
     page = tmp_path / "summary.md"
     page.write_text("earlier step\n")

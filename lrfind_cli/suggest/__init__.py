@@ -25,12 +25,12 @@ from .rules import (
     recommend,
     recommend_repeats,
 )
-from .summary import summarize
+from .summary import listed, summarize
 
 __all__ = [
     "BASE_FACTOR", "CONSTANT_DECADES", "CONSTANT_FACTOR", "Curve", "FLAG_NOTES", "KNEE_FRACTION",
     "LOW_CONFIDENCE", "METHODS", "MIN_POINTS", "NOISY_MARGIN", "ONECYCLE_DECADES", "RISE_FRACTION", "RULE_MIN_POINTS",
     "SCHEDULES", "SCHEDULE_NAMES", "SPREAD_WARNING", "choose", "confidence", "curve_shape", "finite_prefix",
     "log_median", "mean_curve", "minimum", "noise_level", "recommend", "recommend_repeats", "steepest", "suggest_all",
-    "summarize", "valley", "zero_lag",
+    "listed", "summarize", "valley", "zero_lag",
 ]

@@ -57,3 +57,13 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
     return {"suggestions": suggestions, "method": chosen, "suggested_lr": lr, "schedule": schedule,
             "lr_range": rules[schedule]["lr_range"] if chosen != "finetune" else None, "schedules": schedules,
             "confidence": quality}
+
+
+def listed(suggestions: dict[str, float | None]) -> dict[str, float | None]:
+    """The methods a person is shown: every one, except the fine-tuning rate when there is none.
+
+    `finetune` exists only for a trained model's curve (flag pretrained); listing it as "-" on
+    every other run would read as a method that failed.
+    """
+    return {name: lr for name, lr in suggestions.items() if lr is not None or name != "finetune"}
+
