@@ -23,14 +23,17 @@ def _pct(x: float) -> str:
 
 
 def split_table(names: list[str]) -> list[str]:
+    """Tasks per family and half; the test half also by round (1: the first tasks, 2: added later, the fresh hold-out)."""
     counts = Counter((BY_NAME[n].family, BY_NAME[n].half) for n in names)
-    lines = ["| family | design | test |", "|---|---|---|"]
+    rounds = Counter((BY_NAME[n].family, BY_NAME[n].round) for n in names if BY_NAME[n].half == "test")
+    lines = ["| family | design | test | test, round 1 | test, round 2 |", "|---|---|---|---|---|"]
     for fam in FAMILIES:
         d, t = counts.get((fam, "design"), 0), counts.get((fam, "test"), 0)
         if d or t:
-            lines.append(f"| {fam} | {d} | {t} |")
+            lines.append(f"| {fam} | {d} | {t} | {rounds.get((fam, 1), 0)} | {rounds.get((fam, 2), 0)} |")
     total = Counter(BY_NAME[n].half for n in names)
-    lines.append(f"| **all** | {total.get('design', 0)} | {total.get('test', 0)} |")
+    by_round = Counter(BY_NAME[n].round for n in names if BY_NAME[n].half == "test")
+    lines.append(f"| **all** | {total.get('design', 0)} | {total.get('test', 0)} | {by_round.get(1, 0)} | {by_round.get(2, 0)} |")
     one_sided = [fam for fam in FAMILIES if (counts.get((fam, "design"), 0) == 0) != (counts.get((fam, "test"), 0) == 0)]
     if one_sided:
         lines += ["", "Families in one half only: " + ", ".join(
@@ -39,8 +42,8 @@ def split_table(names: list[str]) -> list[str]:
 
 
 def task_table(gts: dict[str, dict]) -> list[str]:
-    lines = ["| task | family | half | setup | steps | grid (log10) | best lr constant | best lr one-cycle | best val (const / 1cyc) "
-             "| untrained val | Prodigy val (const / 1cyc) | grid seeds |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | family | half | round | setup | steps | grid (log10) | best lr constant | best lr one-cycle | best val (const / 1cyc) "
+             "| untrained val | Prodigy val (const / 1cyc) | grid seeds |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, gt in gts.items():
         best, vals, prodigy = [], [], []
         for p in PROTOCOLS:
@@ -53,7 +56,7 @@ def task_table(gts: dict[str, dict]) -> list[str]:
             prodigy.append(f"{np.median(list(gt['prodigy'][p].values())):.4g}")
         u, _ = ground_truth.grid_median(gt, "constant")
         untrained = np.median(list(gt["untrained"].values()))
-        lines.append(f"| {name} | {gt['family']} | {gt['half']} | {gt['describe']} | {gt['steps']} | {u[0]:.2f} .. {u[-1]:.2f} "
+        lines.append(f"| {name} | {gt['family']} | {gt['half']} | {BY_NAME[name].round} | {gt['describe']} | {gt['steps']} | {u[0]:.2f} .. {u[-1]:.2f} "
                      f"| {best[0]} | {best[1]} | {' / '.join(vals)} | {untrained:.4g} | {' / '.join(prodigy)} "
                      f"| {min(len(v) for p in PROTOCOLS for v in gt['grid'][p].values())} |")
     return lines
