@@ -114,8 +114,49 @@ def current_rule(lrs, smoothed, raw, schedule):
 # several runs: exactly what `sweep.repeats` does (the mean curve, with its fallbacks)
 current_rule.combine = lambda curves, schedule: suggest.recommend_repeats(curves, schedule)["lr"]
 
+def onset_rule(decades: dict[str, float]) -> Rule:
+    """lrfind's rule with other distances: the lr `decades[schedule]` below the onset of divergence."""
+    from lrfind_cli.suggest.rules import below_onset, shape_of
+
+    def rule(lrs, smoothed, raw, schedule):
+        shape = shape_of(lrs, arr(smoothed), arr(raw))
+        return None if shape is None else below_onset(shape, decades[schedule])
+
+    return rule
+
+
+CENTRE_WEIGHT = 0.25  # the candidate's weight, chosen from 0, 1/4, 1/2, 3/4 on the design half (rounds 1-3)
+
+
+def centre_rule(decades: dict[str, float], weight: float = CENTRE_WEIGHT) -> Rule:
+    """A candidate rule, tried and not shipped: `decades[schedule]` below a centre between two landmarks.
+
+    The centre lies `weight` of the way (in log lr) from the onset of divergence towards the steepest
+    fall, 10 ** ((1 - w) log10(onset) + w log10(steepest)); the onset alone when the curve did not fall.
+    The idea: the onset alone answers too high when the descent is long and shallow. On the design half
+    (rounds 1-3, 37 tasks) it beat the onset rule (median regret 0.087 vs 0.105 constant, 0.084 vs 0.085
+    one-cycle; leave-one-family-out 0.087 / 0.084 vs 0.144 / 0.093), but not on the fresh test tasks of
+    round 3 (0.204 vs 0.150 constant, 0.110 vs 0.115 one-cycle): see docs/suggestion-quality.md.
+    """
+    from lrfind_cli.suggest.rules import shape_of
+
+    def rule(lrs, smoothed, raw, schedule):
+        shape = shape_of(lrs, arr(smoothed), arr(raw))
+        if shape is None:
+            return None
+        x = shape["lrs"]
+        onset = shape["onset"] if shape["onset"] is not None else float(x[-1])
+        steepest = shape["steepest"] if shape["steepest"] is not None else onset
+        centre = 10 ** ((1 - weight) * np.log10(onset) + weight * np.log10(steepest))
+        return float(min(max(centre / 10 ** decades[schedule], float(x[0])), float(x[-1])))
+
+    return rule
+
+
 RULES: dict[str, Rule] = {
     "lrfind (current rule)": current_rule,
+    # tried in the session of 2026-11-30 and not shipped (see centre_rule): kept so the comparison can be re-run
+    "candidate: centre rule (not shipped)": centre_rule({"constant": 1.25, "onecycle": 1.0}),
 }
 
 
@@ -153,34 +194,37 @@ def fixed(rule: Rule) -> Callable[[dict[str, dict]], Rule]:
     return lambda train: rule
 
 
-def onset_rule(decades: dict[str, float]) -> Rule:
-    """lrfind's rule with other distances below the onset of divergence (decades, per schedule)."""
-    from lrfind_cli.suggest.rules import below_onset, shape_of
-
-    def rule(lrs, smoothed, raw, schedule):
-        shape = shape_of(lrs, arr(smoothed), arr(raw))
-        return None if shape is None else below_onset(shape, decades[schedule])
-
-    return rule
-
-
-def fitted_onset_rule(train: dict[str, dict]) -> Rule:
-    """lrfind's rule refitted on `train` exactly as its constants were chosen, for `leave_one_family_out`.
-
-    Per schedule, the distance below the onset of divergence is the one of 0, 1/4, ..., 5/2 decades
-    with the lowest median regret of single range tests over `train` (ties: the smaller distance).
-    Shipped: ONECYCLE_DECADES and CONSTANT_DECADES in lrfind_cli/suggest/rules.py, chosen on the
-    whole design half.
-    """
+def _fit_distances(make: Callable[[dict[str, float]], Rule], train: dict[str, dict]) -> dict[str, float]:
+    """Per schedule, the distance of 0, 1/4, ..., 5/2 decades with the lowest median regret of single range tests
+    over `train` (ties: the smaller distance)."""
     from .score import regrets_of
 
     grid = [k / 4 for k in range(11)]
     chosen = {}
     for schedule in ("constant", "onecycle"):
         def median_regret(d, schedule=schedule):
-            return float(np.median(regrets_of(onset_rule({schedule: d}), train, schedule)))
+            return float(np.median(regrets_of(make({schedule: d}), train, schedule)))
 
         chosen[schedule] = min(grid, key=median_regret)
+    return chosen
+
+
+def fitted_onset_rule(train: dict[str, dict]) -> Rule:
+    """lrfind's rule refitted on `train` exactly as its constants were chosen, for `leave_one_family_out`.
+
+    Per schedule, the distance below the onset of divergence (`_fit_distances`). Shipped:
+    ONECYCLE_DECADES and CONSTANT_DECADES in lrfind_cli/suggest/rules.py, chosen this way on the
+    design half of round 1 (15 tasks); refitted on rounds 1-3 (37 tasks) they would be 1.0 and 1.25.
+    """
+    chosen = _fit_distances(onset_rule, train)
     rule = onset_rule(chosen)
+    rule.constants = chosen
+    return rule
+
+
+def fitted_centre_rule(train: dict[str, dict]) -> Rule:
+    """The candidate centre rule (`centre_rule`) with its two distances refitted on `train` (`_fit_distances`)."""
+    chosen = _fit_distances(centre_rule, train)
+    rule = centre_rule(chosen)
     rule.constants = chosen
     return rule

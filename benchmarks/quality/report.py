@@ -42,8 +42,8 @@ def split_table(names: list[str]) -> list[str]:
 
 
 def task_table(gts: dict[str, dict]) -> list[str]:
-    lines = ["| task | family | half | round | setup | steps | grid (log10) | best lr constant | best lr one-cycle | best val (const / 1cyc) "
-             "| untrained val | Prodigy val (const / 1cyc) | grid seeds |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | family | half | round | setup | steps | grid (log10) | best lr constant | best lr one-cycle "
+             "| best val (const / 1cyc) | untrained val | Prodigy val (const / 1cyc) | grid seeds |", "|---" * 13 + "|"]
     for name, gt in gts.items():
         best, vals, prodigy = [], [], []
         for p in PROTOCOLS:
@@ -56,8 +56,8 @@ def task_table(gts: dict[str, dict]) -> list[str]:
             prodigy.append(f"{np.median(list(gt['prodigy'][p].values())):.4g}")
         u, _ = ground_truth.grid_median(gt, "constant")
         untrained = np.median(list(gt["untrained"].values()))
-        lines.append(f"| {name} | {gt['family']} | {gt['half']} | {BY_NAME[name].round} | {gt['describe']} | {gt['steps']} | {u[0]:.2f} .. {u[-1]:.2f} "
-                     f"| {best[0]} | {best[1]} | {' / '.join(vals)} | {untrained:.4g} | {' / '.join(prodigy)} "
+        lines.append(f"| {name} | {gt['family']} | {gt['half']} | {BY_NAME[name].round} | {gt['describe']} | {gt['steps']} "
+                     f"| {u[0]:.2f} .. {u[-1]:.2f} | {best[0]} | {best[1]} | {' / '.join(vals)} | {untrained:.4g} | {' / '.join(prodigy)} "
                      f"| {min(len(v) for p in PROTOCOLS for v in gt['grid'][p].values())} |")
     return lines
 

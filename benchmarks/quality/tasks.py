@@ -570,6 +570,64 @@ for _task in ROUND_2:
     _task.round = 2
 TASKS += ROUND_2
 
+
+# --- round 3 (added after round 2's test tasks were scored once with the onset rule; defined before any of
+# their results were seen). Their test-half members are the fresh hold-out for the rule that replaced it.
+ROUND_3: list[Task] = [
+    _t("iris-mlp-adamw-b16", "mlp", "iris MLP 4-64-64-3, AdamW wd=0.01, CE, batch 16", sk_classes("iris"), mlp([4, 64, 64, 3]),
+       "adamw", {"weight_decay": 0.01}, "ce", 16, 150),
+    _t("wine-mlp-rmsprop-b8", "mlp", "wine MLP 13-32-3, RMSprop, CE, batch 8", sk_classes("wine"), mlp([13, 32, 3]),
+       "rmsprop", {}, "ce", 8, 150),
+    _t("digits-mlp-nesterov-b128", "mlp", "digits MLP 64-128-64-10, SGD Nesterov m=0.9, CE, batch 128", sk_classes("digits"),
+       mlp([64, 128, 64, 10]), "sgd", {"momentum": 0.9, "nesterov": True}, "ce", 128, 200),
+    _t("diabetes-mlp-adam-b32", "mlp", "diabetes MLP 10-128-1, Adam, MSE, batch 32", sk_regression("diabetes"), mlp([10, 128, 1]),
+       "adam", {}, "mse", 32, 200),
+    _t("cancer-mlp-plain-sgd-b64", "mlp", "breast cancer MLP 30-16-2, plain SGD, CE, batch 64", sk_classes("breast_cancer"),
+       mlp([30, 16, 2]), "sgd", {}, "ce", 64, 150),
+    _t("teacher-mlp-huber-momentum-b256", "mlp", "teacher regression (targets x5) MLP 12-64-64-2, SGD m=0.9, Huber, batch 256",
+       teacher_regression_data(8000, 12, 2, 0.2, 91, scale=5.0), mlp([12, 64, 64, 2]), "sgd", {"momentum": 0.9}, "huber", 256, 150),
+    _t("tabular-mlp-rmsprop-b128", "mlp", "SyntheticTabular MLP 16-128-1, RMSprop, MSE, batch 128", tabular_data, mlp([16, 128, 1]),
+       "rmsprop", {}, "mse", 128, 200),
+    _t("teacher-mlp-adagrad-b32", "mlp", "teacher classes MLP 20-64-5, Adagrad, CE, batch 32", teacher_classes_data(6000, 20, 5, 92),
+       mlp([20, 64, 5]), "adagrad", {}, "ce", 32, 150),
+    _t("iris-logreg-nesterov-b16", "linear", "iris logistic regression 4-3, SGD Nesterov m=0.9, CE, batch 16", sk_classes("iris"),
+       mlp([4, 3]), "sgd", {"momentum": 0.9, "nesterov": True}, "ce", 16, 150),
+    _t("wine-logreg-rmsprop-b32", "linear", "wine logistic regression 13-3, RMSprop, CE, batch 32", sk_classes("wine"), mlp([13, 3]),
+       "rmsprop", {}, "ce", 32, 150),
+    _t("images-cnn-nesterov-b64", "cnn", "SyntheticImages 1x12x12 noise 3 pooled CNN, SGD Nesterov m=0.9, CE, batch 64",
+       images_data(1, 3.0, n=2000, size=12), lambda: pooled_cnn(1, 10), "sgd", {"momentum": 0.9, "nesterov": True}, "ce", 64, 150),
+    _t("fakedata-cnn-adamw-b32", "cnn", "FakeData 1x12x12 + teacher-CNN labels, pooled CNN width 16, AdamW wd=0.01, CE, batch 32",
+       fakedata_teacher(2000, 12, 4, 93), lambda: pooled_cnn(1, 4), "adamw", {"weight_decay": 0.01}, "ce", 32, 150),
+    _t("images-smallcnn-rmsprop-b128", "cnn", "SyntheticImages 3x16x16 noise 5 small CNN, RMSprop, CE, batch 128", images_data(3, 5.0),
+       lambda: small_cnn(3), "rmsprop", {}, "ce", 128, 120),
+    _t("digits-resnet-nesterov-b16", "resnet", "digits 1x8x8 tiny ResNet (BN) width 8, SGD Nesterov m=0.9, CE, batch 16",
+       sk_classes("digits", image=True), lambda: tiny_resnet(1, 10, width=8), "sgd", {"momentum": 0.9, "nesterov": True}, "ce", 16, 150),
+    _t("fakedata-resnet-adam-b64", "resnet", "FakeData 1x8x8 + teacher-CNN labels, tiny ResNet (BN) width 8, Adam, CE, batch 64",
+       fakedata_teacher(2000, 8, 3, 94), lambda: tiny_resnet(1, 3, width=8), "adam", {}, "ce", 64, 120),
+    _t("images-resnet-rmsprop-b32", "resnet", "SyntheticImages 1x8x8 noise 2 tiny ResNet (BN) width 8, RMSprop, CE, batch 32",
+       images_data(1, 2.0, n=2000, size=8), lambda: tiny_resnet(1, 10, width=8), "rmsprop", {}, "ce", 32, 120),
+    _t("seq-transformer-lm-adamw-b16", "transformer",
+       "SyntheticSequences LM (vocab 32, len 16), 1-layer causal transformer d=32, AdamW wd=0.01, CE, batch 16",
+       lm_data(2000, 16, 32, 3, 95), lambda: TinyTransformer(32, vocab=32, causal=True, pooled=False), "adamw", {"weight_decay": 0.01},
+       "ce_seq", 16, 150),
+    _t("tokens-transformer-momentum-b32", "transformer",
+       "token bags (vocab 64, len 16, 4 classes), 1-layer transformer d=32, SGD m=0.9, CE, batch 32",
+       token_classes_data(3000, 16, 64, 4, 96), lambda: TinyTransformer(4, vocab=64), "sgd", {"momentum": 0.9}, "ce", 32, 150),
+    _t("tokens-gru-adam-b64", "rnn", "token bags (vocab 32, len 12, 3 classes), GRU 32, Adam, CE, batch 64",
+       token_classes_data(3000, 12, 32, 3, 97), lambda: TinyRNN("gru", 3, vocab=32), "adam", {}, "ce", 64, 150),
+    _t("memory-lstm-huber-rmsprop-b128", "rnn", "lag-2 product sums over 10 steps, LSTM 32, RMSprop, Huber, batch 128",
+       memory_regression_data(4000, 10, 2, 98), lambda: TinyRNN("lstm", 1, features=1), "rmsprop", {}, "huber", 128, 150),
+    _t("ratings-mf-adamw-b64", "embedding",
+       "ratings (120 users x 200 items, rank 3), matrix factorisation d=8, AdamW wd=0.01, MSE, batch 64",
+       ratings_data(120, 200, 8000, 3, 0.3, 99), lambda: MatrixFactorisation(120, 200, d=8), "adamw", {"weight_decay": 0.01}, "mse",
+       64, 150),
+    _t("bag-embbag-momentum-b128", "embedding", "token bags (vocab 300, len 20, 4 classes), EmbeddingBag 16, SGD m=0.9, CE, batch 128",
+       token_classes_data(5000, 20, 300, 4, 100), lambda: BagClassifier(300, 4), "sgd", {"momentum": 0.9}, "ce", 128, 150),
+]
+for _task in ROUND_3:
+    _task.round = 3
+TASKS += ROUND_3
+
 BY_NAME = {t.name: t for t in TASKS}
 
 
