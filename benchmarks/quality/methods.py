@@ -114,6 +114,7 @@ def current_rule(lrs, smoothed, raw, schedule):
 # several runs: exactly what `sweep.repeats` does (the mean curve, with its fallbacks)
 current_rule.combine = lambda curves, schedule: suggest.recommend_repeats(curves, schedule)["lr"]
 
+
 def onset_rule(decades: dict[str, float]) -> Rule:
     """lrfind's rule with other distances: the lr `decades[schedule]` below the onset of divergence."""
     from lrfind_cli.suggest.rules import below_onset, shape_of

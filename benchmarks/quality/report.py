@@ -23,17 +23,19 @@ def _pct(x: float) -> str:
 
 
 def split_table(names: list[str]) -> list[str]:
-    """Tasks per family and half; the test half also by round (1: the first tasks, 2: added later, the fresh hold-out)."""
+    """Tasks per family and half; the test half also per round (tasks were added in rounds, see tasks.py)."""
     counts = Counter((BY_NAME[n].family, BY_NAME[n].half) for n in names)
     rounds = Counter((BY_NAME[n].family, BY_NAME[n].round) for n in names if BY_NAME[n].half == "test")
-    lines = ["| family | design | test | test, round 1 | test, round 2 |", "|---|---|---|---|---|"]
+    numbers = sorted({BY_NAME[n].round for n in names})
+    lines = ["| family | design | test | " + " | ".join(f"test, round {r}" for r in numbers) + " |", "|---" * (3 + len(numbers)) + "|"]
     for fam in FAMILIES:
         d, t = counts.get((fam, "design"), 0), counts.get((fam, "test"), 0)
         if d or t:
-            lines.append(f"| {fam} | {d} | {t} | {rounds.get((fam, 1), 0)} | {rounds.get((fam, 2), 0)} |")
+            lines.append(f"| {fam} | {d} | {t} | " + " | ".join(str(rounds.get((fam, r), 0)) for r in numbers) + " |")
     total = Counter(BY_NAME[n].half for n in names)
     by_round = Counter(BY_NAME[n].round for n in names if BY_NAME[n].half == "test")
-    lines.append(f"| **all** | {total.get('design', 0)} | {total.get('test', 0)} | {by_round.get(1, 0)} | {by_round.get(2, 0)} |")
+    lines.append(f"| **all** | {total.get('design', 0)} | {total.get('test', 0)} | "
+                 + " | ".join(str(by_round.get(r, 0)) for r in numbers) + " |")
     one_sided = [fam for fam in FAMILIES if (counts.get((fam, "design"), 0) == 0) != (counts.get((fam, "test"), 0) == 0)]
     if one_sided:
         lines += ["", "Families in one half only: " + ", ".join(

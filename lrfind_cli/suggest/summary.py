@@ -66,4 +66,3 @@ def listed(suggestions: dict[str, float | None]) -> dict[str, float | None]:
     every other run would read as a method that failed.
     """
     return {name: lr for name, lr in suggestions.items() if lr is not None or name != "finetune"}
-
