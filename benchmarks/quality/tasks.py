@@ -188,12 +188,17 @@ def lm_data(n: int, seq_len: int, vocab: int, branching: int, seed: int) -> Call
     return load
 
 
+def _token_bags(n: int, seq_len: int, vocab: int, outputs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+    """(ids (n, seq_len), a teacher's scores (vocab, outputs), the generator to draw the label noise from)."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (n, seq_len), generator=gen)
+    return ids, torch.randn(vocab, outputs, generator=gen), gen
+
+
 def token_classes_data(n: int, seq_len: int, vocab: int, classes: int, seed: int) -> Callable[[], Data]:
     """Random token sequences; the class is the argmax of a teacher's score summed over tokens (plus noise)."""
     def load():
-        gen = torch.Generator().manual_seed(seed)
-        ids = torch.randint(0, vocab, (n, seq_len), generator=gen)
-        scores = torch.randn(vocab, classes, generator=gen)
+        ids, scores, gen = _token_bags(n, seq_len, vocab, classes, seed)
         y = (scores[ids].sum(1) / seq_len**0.5 + 0.5 * torch.randn(n, classes, generator=gen)).argmax(1)
         return _split(ids, y)
 
@@ -203,9 +208,7 @@ def token_classes_data(n: int, seq_len: int, vocab: int, classes: int, seed: int
 def token_multilabel_data(n: int, seq_len: int, vocab: int, labels: int, seed: int) -> Callable[[], Data]:
     """Bags of tokens with several independent binary labels (float targets, for BCEWithLogits)."""
     def load():
-        gen = torch.Generator().manual_seed(seed)
-        ids = torch.randint(0, vocab, (n, seq_len), generator=gen)
-        scores = torch.randn(vocab, labels, generator=gen)
+        ids, scores, gen = _token_bags(n, seq_len, vocab, labels, seed)
         y = (scores[ids].mean(1) * seq_len**0.5 + 0.3 * torch.randn(n, labels, generator=gen) > 0).float()
         return _split(ids, y)
 
