@@ -27,6 +27,28 @@ def build_model(spec) -> torch.nn.Module:
     return model
 
 
+# model kwargs that load trained weights when set: torchvision's `weights` / `weights_backbone`, timm's and
+# older torchvision's `pretrained`
+WEIGHT_KWARGS = ("weights", "weights_backbone", "pretrained")
+
+
+def starts_trained(spec) -> bool | None:
+    """Whether the model a ModelSpec builds holds trained weights: True, False, or None when the spec cannot tell.
+
+    True with a `checkpoint`, a weight-loading kwarg (WEIGHT_KWARGS) set to anything but None/False/"",
+    or a factory named `...from_pretrained`; False for a built-in, torchvision or timm model without
+    them; None for any other import path (its factory may load weights itself). The suggestion reads
+    a flat-then-rising curve by it (`suggest.summarize`).
+    """
+    if spec.checkpoint or "from_pretrained" in spec.name:
+        return True
+    if any(spec.kwargs.get(key) not in (None, False, "") for key in WEIGHT_KWARGS):
+        return True
+    if ":" in spec.name and not spec.name.lower().startswith("timm:"):
+        return None
+    return False
+
+
 def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """The state_dict in a checkpoint file, or RunError saying how to fix the file.
 

@@ -11,13 +11,15 @@ from .suggest import summarize
 _STATUS_ORDER = ("interrupted", "diverged", "completed")  # the combined status is the first of these any run has
 
 
-def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: str) -> RangeTestResult:
+def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: str,
+            warm_start: bool | None = None) -> RangeTestResult:
     """One result from several range tests (each with its data-order seed) that differ only in data order.
 
     The suggestions, lr_range and confidence come from the finished runs' curves together
     (`suggest.summarize`: the schedule-aware rule reads their step-by-step mean curve, and `confidence`
     measures the spread of the per-run answers); the history and best point shown on top are the
     first run's, the stop reason names every run's, and `repeats` keeps every run. With one run, that run is returned unchanged.
+    `warm_start` is the model's (see `suggest.summarize`).
     """
     if not runs:
         raise ValueError("combine needs at least one range test")
@@ -27,7 +29,8 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
     # an interrupted repeat's curve stops wherever the interrupt came: judged as a whole curve it
     # would look flat or undiverged, so it counts only when no repeat finished
     finished = [r for r in results if r.status != "interrupted"] or results
-    summary = summarize([(r.lrs, r.smoothed, r.losses) for r in finished], method, schedule, [r.status for r in finished])
+    summary = summarize([(r.lrs, r.smoothed, r.losses) for r in finished], method, schedule, [r.status for r in finished],
+                        warm_start)
     first = results[0]
     status = next(s for s in _STATUS_ORDER if any(r.status == s for r in results))
     stops = "; ".join(f"repeat {i + 1}: {r.stop_reason}" for i, r in enumerate(results))

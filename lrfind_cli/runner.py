@@ -124,6 +124,7 @@ class Built:
 
 def sweep_config(spec: Spec) -> SweepConfig:
     """The engine's SweepConfig for a spec (the spec's own ranges were checked when it was loaded)."""
+    from .build import starts_trained
     from .engine import SweepConfig
 
     sweep = spec.sweep
@@ -133,6 +134,7 @@ def sweep_config(spec: Spec) -> SweepConfig:
         max_grad_norm=sweep.clip_grad_norm, max_grad_value=sweep.clip_grad_value, train_mode=sweep.train_mode,
         precision=spec.precision, snapshot=sweep.snapshot, suggest_method=spec.suggest.method, schedule=spec.suggest.schedule,
         sync_every=spec.performance.sync_every, val_every=sweep.val.every if sweep.val else 10,
+        warm_start=starts_trained(spec.model),
     )
 
 
@@ -229,9 +231,10 @@ def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: lis
 
 def _combined(spec: Spec, runs: list[Repeat], built: Built) -> RangeTestResult:
     """One result from the repeats measured so far, with the fast paths that were on."""
+    from .build import starts_trained
     from .repeats import combine
 
-    result = combine(runs, spec.suggest.method, spec.suggest.schedule)
+    result = combine(runs, spec.suggest.method, spec.suggest.schedule, starts_trained(spec.model))
     result.extra["performance"] = built.performance
     return result
 

@@ -745,3 +745,30 @@ def test_built_in_datasets_are_deterministic_and_leave_the_global_random_state_a
         assert int(first.input_ids.max()) < 40
     else:
         assert sample[0].shape == (5,) and sample[1].shape == (1,)
+
+
+@pytest.mark.parametrize("name, kwargs, checkpoint, expected", [
+    ("tiny_mlp", {}, None, False),  # built-in: freshly initialised
+    ("resnet18", {"num_classes": 10}, None, False),  # torchvision without weights
+    ("resnet18", {"weights": "DEFAULT"}, None, True),
+    ("resnet18", {"weights": None}, None, False),
+    ("timm:resnet18", {"pretrained": True}, None, True),
+    ("timm:resnet18", {}, None, False),
+    ("tiny_mlp", {}, "trained.pt", True),
+    ("transformers:AutoModelForCausalLM.from_pretrained", {"pretrained_model_name_or_path": "gpt2"}, None, True),
+    ("tests.models:tiny_mlp", {}, None, None),  # a user's factory may load weights itself: unknown
+])
+def test_starts_trained_says_what_the_spec_tells_about_the_models_weights(name, kwargs, checkpoint, expected):
+    from lrfind_cli.build import starts_trained
+
+    assert starts_trained(ModelSpec(name=name, kwargs=kwargs, checkpoint=checkpoint)) is expected
+
+
+def test_the_sweep_is_told_whether_the_model_starts_trained(cli_write_spec):
+    from lrfind_cli.runner import sweep_config
+    from lrfind_cli.spec import load_spec
+
+    fresh = load_spec(cli_write_spec("model: {name: tiny_mlp}\n")).spec
+    warm = load_spec(cli_write_spec("model: {name: tiny_mlp, checkpoint: w.pt}\n", "warm.yaml")).spec
+
+    assert sweep_config(fresh).warm_start is False and sweep_config(warm).warm_start is True

@@ -267,6 +267,21 @@ def test_a_fall_within_batch_noise_is_no_fall_and_the_answer_comes_from_the_rise
     assert confidence([(lrs, ema(raw), raw)])["flags"] == ["pretrained"]
 
 
+@pytest.mark.parametrize("warm_start, method, flag", [(None, "finetune", "pretrained"), (True, "finetune", "pretrained"),
+                                                      (False, "onecycle", "noisy")])
+def test_a_flat_then_rising_curve_is_a_trained_models_unless_the_model_started_untrained(warm_start, method, flag):
+    from lrfind_cli.suggest import summarize
+
+    lrs, raw = _small_fall(noise=0.25)
+    found = summarize([(lrs, ema(raw), raw)], warm_start=warm_start)
+
+    assert found["method"] == method and found["confidence"]["flags"] == [flag]
+    # the same rate either way: only what it is called, and what the flag tells the user to do, differ
+    assert found["suggested_lr"] == pytest.approx(recommend(lrs, ema(raw), raw)["lr"], rel=1e-12)
+    assert (found["suggestions"]["finetune"] is None) == (warm_start is False)
+    assert (found["lr_range"] is None) == (warm_start is not False)
+
+
 def test_confidence_spread_over_several_curves():
     runs = [curve(inflection=INFLECTION + d) for d in (-0.3, 0.0, 0.3)]
     found = confidence(runs)

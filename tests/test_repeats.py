@@ -1,5 +1,6 @@
 """sweep.repeats: several range tests from the same start with different data order, combined; confidence; the plot."""
 
+import dataclasses
 import json
 import math
 
@@ -32,6 +33,22 @@ def fake(seed: int, inflection: float, status: str = "diverged") -> tuple[int, R
                              method="onecycle", suggested_lr=None, device="cpu", duration_s=1.0, start_lr=1e-6, end_lr=1.0,
                              num_iter=90, mode="exp")
     return seed, result
+
+
+def flat_then_rising(seed: int) -> tuple[int, RangeTestResult]:
+    """A range test whose loss stays flat within batch noise, then rises: a trained model's curve, or a noisy one."""
+    _, result = fake(seed, -3.0)
+    u = np.log10(result.lrs)
+    raw = list(1.0 + np.where(u > -1.5, 3 * (u + 1.5), 0.0) + 0.05 * np.random.default_rng(seed).standard_normal(len(u)))
+    return seed, dataclasses.replace(result, losses=raw, smoothed=raw)
+
+
+@pytest.mark.parametrize("warm_start, method, flag", [(None, "finetune", "pretrained"), (False, "onecycle", "noisy")])
+def test_repeats_of_a_flat_then_rising_curve_are_read_by_whether_the_model_started_trained(warm_start, method, flag):
+    combined = combine([flat_then_rising(0), flat_then_rising(1)], "auto", "onecycle", warm_start)
+
+    assert combined.method == method and flag in combined.confidence["flags"]
+    assert combined.suggested_lr == combined.suggestions["onecycle"]
 
 
 def test_one_run_is_returned_unchanged():

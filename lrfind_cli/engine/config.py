@@ -40,6 +40,7 @@ class SweepConfig:
     schedule: str = "onecycle"
     sync_every: int | None = None
     val_every: int = 10
+    warm_start: bool | None = None  # the model started from trained weights (None: unknown); see suggest.summarize
 
     def __post_init__(self) -> None:
         for name, minimum in (("num_iter", 2), ("accumulation_steps", 1), ("val_every", 1), ("sync_every", 1)):

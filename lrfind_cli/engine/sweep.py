@@ -61,6 +61,7 @@ def range_test(
     group_scales: list[float] | None = None,
     val_fn: Callable[[torch.nn.Module], torch.Tensor] | None = None,
     val_every: int = 10,
+    warm_start: bool | None = None,
 ) -> RangeTestResult:
     """Run the learning-rate range test and restore model, optimizer, scaler and RNG exactly.
 
@@ -89,10 +90,15 @@ def range_test(
     `suggest_method="auto"` makes `suggested_lr` the schedule-aware recommendation: the one-cycle
     max_lr (`schedule="onecycle"`) or the constant lr (`schedule="constant"`), with `lr_range` and
     `confidence`; "steepest", "valley" or "minimum" pick that classic method instead.
+    `warm_start` says whether the model holds trained weights (True: fine-tuning; False: freshly
+    initialised; None: unknown). A curve that stays flat and then rises is answered as a trained
+    model's (method "finetune", flag "pretrained") unless `warm_start` is False, when its fall was
+    hidden by batch noise (the schedule's rule, flag "noisy").
     """
     check_arguments(model, optimizer, train_loader, loss_fn, step_fn=step_fn, on_step=on_step, val_fn=val_fn)
     config = SweepConfig(start_lr, end_lr, num_iter, mode, smoothing, diverge_threshold, accumulation_steps, max_grad_norm,
-                         max_grad_value, train_mode, precision, snapshot, suggest_method, schedule, sync_every, val_every)
+                         max_grad_value, train_mode, precision, snapshot, suggest_method, schedule, sync_every, val_every,
+                         warm_start)
     try:
         return run_sweep(model, optimizer, train_loader, loss_fn, config, step_fn=step_fn, on_step=on_step, val_fn=val_fn,
                          scaler=scaler, group_scales=group_scales)
@@ -168,7 +174,7 @@ def _result(reader: LossReader, stop: Stop, config: SweepConfig, device: torch.d
     lrs = [r.lr for r in reader.records]
     losses = [r.loss for r in reader.records]
     smoothed = [r.smoothed for r in reader.records]
-    summary = summarize([(lrs, smoothed, losses)], config.suggest_method, config.schedule, [stop.status])
+    summary = summarize([(lrs, smoothed, losses)], config.suggest_method, config.schedule, [stop.status], config.warm_start)
     return RangeTestResult(
         lrs=lrs, losses=losses, smoothed=smoothed, status=stop.status, stop_reason=stop.reason, device=str(device),
         duration_s=duration_s, start_lr=float(config.start_lr), end_lr=float(config.end_lr), num_iter=config.num_iter,

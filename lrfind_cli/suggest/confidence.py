@@ -29,8 +29,9 @@ FLAG_NOTES = {  # what each flag means for the user, and what to try
 LOW_CONFIDENCE = ("too_few_points", "flat_curve", "no_divergence", "noisy", "unstable")
 
 
-def curve_flags(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None, status: str | None = None) -> set[str]:
-    """The flags one curve shows (see `confidence`); `status` is the sweep's, when known."""
+def curve_flags(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None, status: str | None = None,
+                warm_start: bool | None = None) -> set[str]:
+    """The flags one curve shows (see `confidence`); `status` is the sweep's and `warm_start` the model's, when known."""
     source = raw if raw is not None else smoothed
     if len(finite_prefix(lrs, source)[1]) < RULE_MIN_POINTS:
         return {"too_few_points"}
@@ -41,7 +42,8 @@ def curve_flags(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[f
     if shape is None:
         return flags | {"flat_curve"}
     if not shape["fell"]:
-        flags.add("pretrained")
+        # flat, then rising: a trained model's curve, or an untrained one's whose fall the noise hid
+        flags.add("noisy" if warm_start is False else "pretrained")
     elif shape["fall"].change < NOISY_MARGIN * shape["fall"].needed:
         flags.add("noisy")
     if shape["onset"] is None:
@@ -50,7 +52,7 @@ def curve_flags(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[f
 
 
 def confidence(curves: Sequence[Curve], schedule: str = "onecycle", combined: dict | None = None,
-               statuses: Sequence[str] | None = None) -> dict:
+               statuses: Sequence[str] | None = None, warm_start: bool | None = None) -> dict:
     """How far to trust the recommendation from one or several range tests of the same setup.
 
     Each curve is (lrs, smoothed, raw-or-None); `statuses` the sweeps' statuses, when known. Returns
@@ -59,7 +61,8 @@ def confidence(curves: Sequence[Curve], schedule: str = "onecycle", combined: di
     fewer than two answers). Flags (sorted, each at most once; a flag applies when any run shows it):
       too_few_points  fewer than RULE_MIN_POINTS finite losses
       flat_curve      the loss neither fell nor rose beyond batch noise (no recommendation)
-      pretrained      the loss did not fall beyond noise, but rose: a trained model's curve (method finetune)
+      pretrained      the loss did not fall beyond noise, but rose: a trained model's curve (method finetune);
+                      `noisy` instead when `warm_start` is False (the model started untrained)
       no_divergence   the loss never rose beyond noise after its minimum before the sweep ended, so
                       the edge of stability is unknown: try a larger end_lr
       noisy           the fall passes the noise gate by less than NOISY_MARGIN times what it needs
@@ -72,7 +75,7 @@ def confidence(curves: Sequence[Curve], schedule: str = "onecycle", combined: di
     statuses = list(statuses) if statuses is not None else [None] * len(curves)
     flags: set[str] = set()
     for (lrs, smoothed, raw), status in zip(curves, statuses):
-        flags |= curve_flags(lrs, smoothed, raw, status)
+        flags |= curve_flags(lrs, smoothed, raw, status, warm_start)
     spread = (combined or recommend_repeats(curves, schedule))["spread_decades"]
     if spread is not None and spread > SPREAD_WARNING:
         flags.add("unstable")

@@ -10,16 +10,20 @@ from .rules import SCHEDULES, Curve, log_median, recommend_repeats, shape_of
 
 
 def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "onecycle",
-              statuses: Sequence[str] | None = None) -> dict:
+              statuses: Sequence[str] | None = None, warm_start: bool | None = None) -> dict:
     """Everything a result reports about suggestions, for one or several range tests of one setup.
 
     The keys are RangeTestResult's field names, so a result is built with `**summarize(...)`.
 
     Each curve is (lrs, smoothed, raw-or-None); `statuses` are the sweeps' statuses when known (they
-    decide the `blew_up` flag). Returns:
+    decide the `blew_up` flag). `warm_start` says whether the model started from trained weights: a
+    curve that did not fall beyond noise but rose is a trained model's (method finetune, flag
+    pretrained) unless `warm_start` is False, when it is an untrained model's whose fall the noise
+    hid (the schedule's rule, flag noisy); None (unknown) reads it as a trained model's. Returns:
       suggestions   every method's lr: "onecycle" and "constant" (the `recommend` rule under each
                     schedule, combined over the curves by `recommend_repeats`), "finetune" (the same
-                    rule's lr when no curve fell beyond noise but one rose: a trained model) and
+                    rule's lr when no curve fell beyond noise but one rose, unless warm_start is
+                    False: a trained model) and
                     the classic steepest / valley / minimum (log-space median of the per-curve answers)
       method        the method behind suggested_lr: the schedule's name when `method` is "auto", or
                     "finetune" when no curve fell beyond batch noise before rising (flag pretrained)
@@ -38,8 +42,9 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
     shapes = [shape_of(lrs, smoothed, raw) for lrs, smoothed, raw in curves]
     fell = any(shape is not None and shape["fell"] for shape in shapes)
     suggestions: dict[str, float | None] = {s: rules[s]["lr"] for s in SCHEDULES}
-    # no curve fell beyond noise but one rose: a trained model's curve, read from where it rises
-    suggestions["finetune"] = rules[schedule]["lr"] if not fell else None
+    # no curve fell beyond noise but one rose: a trained model's curve, read from where it rises; a
+    # model known to start untrained has learnt something all the same, below the noise
+    suggestions["finetune"] = rules[schedule]["lr"] if not fell and warm_start is not False else None
     for name in METHODS:
         found = [s[name] for s in per_curve if s[name] is not None]
         # where no curve fell beyond the noise gate, what a classic method finds is noise too
@@ -52,7 +57,7 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
         chosen, lr = choose(method, suggestions)
         if rules[schedule]["lr"] is None:
             lr = None  # no curve fell clearly (flat_curve, too_few_points): a classic method's pick is noise
-    quality = confidence(curves, schedule, rules[schedule], statuses)
+    quality = confidence(curves, schedule, rules[schedule], statuses, warm_start)
     schedules = {s: {"suggested_lr": rules[s]["lr"], "lr_range": rules[s]["lr_range"]} for s in SCHEDULES}
     return {"suggestions": suggestions, "method": chosen, "suggested_lr": lr, "schedule": schedule,
             "lr_range": rules[schedule]["lr_range"] if chosen != "finetune" else None, "schedules": schedules,
