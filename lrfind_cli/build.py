@@ -30,6 +30,7 @@ def build_model(spec) -> torch.nn.Module:
 # model kwargs that load trained weights when set: torchvision's `weights` / `weights_backbone`, timm's and
 # older torchvision's `pretrained`
 WEIGHT_KWARGS = ("weights", "weights_backbone", "pretrained")
+FRESH_PACKAGES = ("torch", "torchvision")  # their model classes and builders initialise fresh weights unless WEIGHT_KWARGS say
 
 
 def starts_trained(spec) -> bool | None:
@@ -37,14 +38,16 @@ def starts_trained(spec) -> bool | None:
 
     True with a `checkpoint`, a weight-loading kwarg (WEIGHT_KWARGS) set to anything but None/False/"",
     or a factory named `...from_pretrained`; False for a built-in, torchvision or timm model without
-    them; None for any other import path (its factory may load weights itself). The suggestion reads
-    a flat-then-rising curve by it (`suggest.summarize`).
+    them, and for an import path into torch or torchvision ("torch.nn:Linear"); None for any other
+    import path (its factory may load weights itself). The suggestion reads a flat-then-rising curve
+    by it (`suggest.summarize`).
     """
     if spec.checkpoint or "from_pretrained" in spec.name:
         return True
     if any(spec.kwargs.get(key) not in (None, False, "") for key in WEIGHT_KWARGS):
         return True
-    if ":" in spec.name and not spec.name.lower().startswith("timm:"):
+    module = spec.name.partition(":")[0].lower() if ":" in spec.name else ""
+    if module and module != "timm" and module.split(".")[0] not in FRESH_PACKAGES:
         return None
     return False
 

@@ -756,6 +756,8 @@ def test_built_in_datasets_are_deterministic_and_leave_the_global_random_state_a
     ("timm:resnet18", {}, None, False),
     ("tiny_mlp", {}, "trained.pt", True),
     ("transformers:AutoModelForCausalLM.from_pretrained", {"pretrained_model_name_or_path": "gpt2"}, None, True),
+    ("torch.nn:Linear", {"in_features": 4, "out_features": 1}, None, False),
+    ("torchvision.models:resnet18", {"weights": "DEFAULT"}, None, True),
     ("tests.models:tiny_mlp", {}, None, None),  # a user's factory may load weights itself: unknown
 ])
 def test_starts_trained_says_what_the_spec_tells_about_the_models_weights(name, kwargs, checkpoint, expected):
