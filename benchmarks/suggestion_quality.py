@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from benchmarks.quality import ground_truth, report, score, verify_runs  # noqa: E402
+from benchmarks.quality import ceiling, ground_truth, report, score, verify_runs  # noqa: E402
 from benchmarks.quality.ground_truth import RT_END, RT_ITERS, RT_SEEDS, RT_START  # noqa: E402
 from benchmarks.quality.methods import (  # noqa: E402
     CLASSIC,
@@ -89,6 +89,7 @@ def main() -> None:
     out += _quality_sections(halves_scored)
     if "design" in halves_scored:
         out += _lofo_section(halves_scored["design"])
+        out += _ceiling_section(halves_scored["design"])
     if not args.no_verify:
         out += _verify_section(args, halves_scored)
     out += _per_task_sections(halves_scored)
@@ -141,7 +142,9 @@ ROUND_NOTES = {
        "whose constants were fixed before these tasks existed",
     3: "added after round 2 was read, defined before any of their results were seen; scored once with the rule as "
        "shipped (fixed before they existed) and with the candidate centre rule (fixed on the design half before "
-       "they were read): the fresh hold-out",
+       "they were read)",
+    4: "added after round 3 was read, defined (and committed) before any of their results existed; scored once with "
+       "the rule as shipped, whose constants were not changed after round 3: the fresh hold-out",
 }
 
 
@@ -183,6 +186,23 @@ def _lofo_section(design: dict[str, dict]) -> list[str]:
             "the held-out score estimates how the rule does on a kind of model it was not fitted on. A rule without "
             "constants scores the same as in-sample.", "",
             *report.lofo_table(lofo), ""]
+
+
+def _ceiling_section(design: dict[str, dict]) -> list[str]:
+    read = ceiling.readings(design)
+    return ["## What one range-test curve can tell (design half)", "",
+            "`benchmarks/quality/ceiling.py`, on the design half only. A rule of lrfind's kind answers a landmark of the "
+            "curve divided by 10^d. The first table gives, per landmark, how far above each task's best lr it sits "
+            "(the landmark is the median over the task's range tests) and how much that distance varies from task to "
+            "task (median absolute deviation): one fixed d misses a typical task by about that spread. The second "
+            "turns a miss into regret: every task answered at its own best lr shifted by a fixed number of decades, "
+            "and, last, every task given its own best distance below the onset (what batch noise alone costs). The "
+            "third asks whether anything the rule could read (a property of the curve or of the spec) predicts a "
+            "task's distance below the onset: a least-absolute-deviation line on each feature, fitted on all "
+            "families but one and scored on the held-out one, against one fitted distance under the same folds. "
+            "A feature helps only if its error is clearly below the first row's.", "",
+            *report.ceiling_tables(ceiling.anchor_spread(design, read), ceiling.oracle_distance(design),
+                                   ceiling.feature_lofo(design, read), ceiling.shifted_regret(design)), ""]
 
 
 def _verify_section(args: argparse.Namespace, halves: dict[str, dict[str, dict]]) -> list[str]:

@@ -111,3 +111,25 @@ def per_task_table(table: dict[str, dict], names: list[str]) -> list[str]:
     for task, row in table.items():
         lines.append(f"| {task} | {BY_NAME[task].family} | " + " | ".join(f"{row[c]:.2f}" for c in cols) + " |")
     return lines
+
+
+def ceiling_tables(spread: dict[str, dict], oracle: dict[str, dict], features: dict[str, dict], shifted: dict[float, dict]) -> list[str]:
+    """The tables of `ceiling`: landmarks' spread, the regret of a miss, the oracle distance, features under leave-one-family-out."""
+    lines = ["| landmark | constant: median distance above the best lr (dec.) | constant: spread across tasks (MAD, dec.) "
+             "| one-cycle: median distance (dec.) | one-cycle: spread (MAD, dec.) | tasks |", "|---|---|---|---|---|---|"]
+    for name, e in spread.items():
+        lines.append(f"| {name} | {_f(e['constant']['distance'], 2)} | {_f(e['constant']['spread'], 2)} "
+                     f"| {_f(e['onecycle']['distance'], 2)} | {_f(e['onecycle']['spread'], 2)} | {e['constant']['tasks']} |")
+    lines += ["", "| answer | constant: median regret | constant: within 10% | one-cycle: median regret | one-cycle: within 10% |",
+              "|---|---|---|---|---|"]
+    for shift, e in shifted.items():
+        lines.append(f"| every task at its best lr x 10^{shift:+g} | {_f(e['constant']['median'])} | {_pct(e['constant']['within10'])} "
+                     f"| {_f(e['onecycle']['median'])} | {_pct(e['onecycle']['within10'])} |")
+    o = {p: oracle[p] for p in PROTOCOLS}
+    lines.append(f"| each task's own best distance below the onset (single range tests) | {_f(o['constant']['median'])} "
+                 f"| {_pct(o['constant']['within10'])} | {_f(o['onecycle']['median'])} | {_pct(o['onecycle']['within10'])} |")
+    lines += ["", "| predictor of the distance below the onset | constant: median error, leave-one-family-out (dec.) "
+              "| one-cycle: median error (dec.) | tasks |", "|---|---|---|---|"]
+    for name, e in features.items():
+        lines.append(f"| {name} | {_f(e['constant']['error'], 2)} | {_f(e['onecycle']['error'], 2)} | {e['constant']['tasks']} |")
+    return lines

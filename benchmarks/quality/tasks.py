@@ -392,7 +392,7 @@ class Task:
     grid: tuple[float, float] | None = None  # log10 bounds of the starting grid (quarter-decade points); None: GRIDS
     quick: bool = False
     extra: dict = field(default_factory=dict)
-    round: int = 1  # 1: the first 34 tasks (their test half was read once, with the shipped constants); 2: added after that
+    round: int = 1  # 1: the first 34 tasks (their test half was read once, with the shipped constants); 2-4: added later
 
     def __post_init__(self):
         if self.family not in FAMILIES:
