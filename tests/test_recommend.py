@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from lrfind_cli.suggest import (
     CONSTANT_FACTOR,
+    FINETUNE_DECADES,
     ONECYCLE_DECADES,
     confidence,
     curve_shape,
@@ -276,8 +277,11 @@ def test_a_flat_then_rising_curve_is_a_trained_models_unless_the_model_started_u
     found = summarize([(lrs, ema(raw), raw)], warm_start=warm_start)
 
     assert found["method"] == method and found["confidence"]["flags"] == [flag]
-    # the same rate either way: only what it is called, and what the flag tells the user to do, differ
-    assert found["suggested_lr"] == pytest.approx(recommend(lrs, ema(raw), raw)["lr"], rel=1e-12)
+    # a trained model's rate is a decade below the onset; an untrained one's is its schedule's
+    expected = recommend(lrs, ema(raw), raw, schedule=method)["lr"]
+    assert found["suggested_lr"] == pytest.approx(expected, rel=1e-12)
+    divergence = found["schedules"]["onecycle"]["lr_range"][1] * 10**ONECYCLE_DECADES
+    assert expected == pytest.approx(divergence / 10 ** (FINETUNE_DECADES if method == "finetune" else ONECYCLE_DECADES))
     assert (found["suggestions"]["finetune"] is None) == (warm_start is False)
     assert (found["lr_range"] is None) == (warm_start is not False)
 

@@ -48,7 +48,7 @@ def test_repeats_of_a_flat_then_rising_curve_are_read_by_whether_the_model_start
     combined = combine([flat_then_rising(0), flat_then_rising(1)], "auto", "onecycle", warm_start)
 
     assert combined.method == method and flag in combined.confidence["flags"]
-    assert combined.suggested_lr == combined.suggestions["onecycle"]
+    assert combined.suggested_lr == combined.suggestions[method]
 
 
 def test_one_run_is_returned_unchanged():

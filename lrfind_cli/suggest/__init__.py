@@ -14,6 +14,7 @@ from .rules import (
     BASE_FACTOR,
     CONSTANT_DECADES,
     CONSTANT_FACTOR,
+    FINETUNE_DECADES,
     KNEE_FRACTION,
     ONECYCLE_DECADES,
     RISE_FRACTION,
@@ -28,7 +29,7 @@ from .rules import (
 from .summary import listed, summarize
 
 __all__ = [
-    "BASE_FACTOR", "CONSTANT_DECADES", "CONSTANT_FACTOR", "Curve", "FLAG_NOTES", "KNEE_FRACTION",
+    "BASE_FACTOR", "CONSTANT_DECADES", "CONSTANT_FACTOR", "Curve", "FINETUNE_DECADES", "FLAG_NOTES", "KNEE_FRACTION",
     "LOW_CONFIDENCE", "METHODS", "MIN_POINTS", "NOISY_MARGIN", "ONECYCLE_DECADES", "RISE_FRACTION", "RULE_MIN_POINTS",
     "SCHEDULES", "SCHEDULE_NAMES", "SPREAD_WARNING", "choose", "confidence", "curve_shape", "finite_prefix",
     "log_median", "mean_curve", "minimum", "noise_level", "recommend", "recommend_repeats", "steepest", "suggest_all",

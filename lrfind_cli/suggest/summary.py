@@ -21,9 +21,9 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
     pretrained) unless `warm_start` is False, when it is an untrained model's whose fall the noise
     hid (the schedule's rule, flag noisy); None (unknown) reads it as a trained model's. Returns:
       suggestions   every method's lr: "onecycle" and "constant" (the `recommend` rule under each
-                    schedule, combined over the curves by `recommend_repeats`), "finetune" (the same
-                    rule's lr when no curve fell beyond noise but one rose, unless warm_start is
-                    False: a trained model) and
+                    schedule, combined over the curves by `recommend_repeats`), "finetune" (the
+                    rule's fine-tuning lr, FINETUNE_DECADES below the onset, when no curve fell beyond
+                    noise but one rose, unless warm_start is False: a trained model) and
                     the classic steepest / valley / minimum (log-space median of the per-curve answers)
       method        the method behind suggested_lr: the schedule's name when `method` is "auto", or
                     "finetune" when no curve fell beyond batch noise before rising (flag pretrained)
@@ -44,7 +44,7 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
     suggestions: dict[str, float | None] = {s: rules[s]["lr"] for s in SCHEDULES}
     # no curve fell beyond noise but one rose: a trained model's curve, read from where it rises; a
     # model known to start untrained has learnt something all the same, below the noise
-    suggestions["finetune"] = rules[schedule]["lr"] if not fell and warm_start is not False else None
+    suggestions["finetune"] = recommend_repeats(curves, "finetune")["lr"] if not fell and warm_start is not False else None
     for name in METHODS:
         found = [s[name] for s in per_curve if s[name] is not None]
         # where no curve fell beyond the noise gate, what a classic method finds is noise too
@@ -52,7 +52,7 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
     if method == "auto":
         chosen, lr = schedule, rules[schedule]["lr"]
         if suggestions["finetune"] is not None:
-            chosen = "finetune"
+            chosen, lr = "finetune", suggestions["finetune"]
     else:
         chosen, lr = choose(method, suggestions)
         if rules[schedule]["lr"] is None:
