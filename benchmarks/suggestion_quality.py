@@ -144,7 +144,11 @@ ROUND_NOTES = {
        "shipped (fixed before they existed) and with the candidate centre rule (fixed on the design half before "
        "they were read)",
     4: "added after round 3 was read, defined (and committed) before any of their results existed; scored once with "
-       "the rule as shipped, whose constants were not changed after round 3: the fresh hold-out",
+       "the previous rule (its distances fixed on round 1). After that reading the distances were refitted on the "
+       "design half of rounds 1-4 (the current rule): rounds 1-4's test tasks were not used to choose them, but the "
+       "decision to refit came after reading them",
+    5: "added with the refit, defined (and committed) before any of their results existed: the fresh hold-out for the "
+       "current rule and the previous one",
 }
 
 

@@ -156,6 +156,8 @@ def centre_rule(decades: dict[str, float], weight: float = CENTRE_WEIGHT) -> Rul
 
 RULES: dict[str, Rule] = {
     "lrfind (current rule)": current_rule,
+    # the same rule with the distances shipped until round 4 (chosen on round 1's 15 design tasks)
+    "previous rule (distances 1.0 / 1.5, until round 4)": onset_rule({"onecycle": 1.0, "constant": 1.5}),
     # tried in the session of 2026-11-30 and not shipped (see centre_rule): kept so the comparison can be re-run
     "candidate: centre rule (not shipped)": centre_rule({"constant": 1.25, "onecycle": 1.0}),
 }
