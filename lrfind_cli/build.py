@@ -30,7 +30,8 @@ def build_model(spec) -> torch.nn.Module:
 # model kwargs that load trained weights when set: torchvision's `weights` / `weights_backbone`, timm's and
 # older torchvision's `pretrained`
 WEIGHT_KWARGS = ("weights", "weights_backbone", "pretrained")
-FRESH_PACKAGES = ("torch", "torchvision")  # their model classes and builders initialise fresh weights unless WEIGHT_KWARGS say
+# their model classes and builders initialise fresh weights unless WEIGHT_KWARGS say (lrfind_cli: the built-ins by import path)
+FRESH_PACKAGES = ("torch", "torchvision", "lrfind_cli")
 
 
 def starts_trained(spec) -> bool | None:
@@ -38,7 +39,7 @@ def starts_trained(spec) -> bool | None:
 
     True with a `checkpoint`, a weight-loading kwarg (WEIGHT_KWARGS) set to anything but None/False/"",
     or a factory named `...from_pretrained`; False for a built-in, torchvision or timm model without
-    them, and for an import path into torch or torchvision ("torch.nn:Linear"); None for any other
+    them, and for an import path into torch, torchvision or lrfind_cli ("torch.nn:Linear"); None for any other
     import path (its factory may load weights itself). The suggestion reads a flat-then-rising curve
     by it (`suggest.summarize`).
     """

@@ -757,6 +757,7 @@ def test_built_in_datasets_are_deterministic_and_leave_the_global_random_state_a
     ("tiny_mlp", {}, "trained.pt", True),
     ("transformers:AutoModelForCausalLM.from_pretrained", {"pretrained_model_name_or_path": "gpt2"}, None, True),
     ("torch.nn:Linear", {"in_features": 4, "out_features": 1}, None, False),
+    ("lrfind_cli.models:tiny_mlp", {}, None, False),  # a built-in by its import path
     ("torchvision.models:resnet18", {"weights": "DEFAULT"}, None, True),
     ("tests.models:tiny_mlp", {}, None, None),  # a user's factory may load weights itself: unknown
 ])
