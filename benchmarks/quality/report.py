@@ -125,9 +125,9 @@ def ceiling_tables(spread: dict[str, dict], oracle: dict[str, dict], features: d
     for shift, e in shifted.items():
         lines.append(f"| every task at its best lr x 10^{shift:+g} | {_f(e['constant']['median'])} | {_pct(e['constant']['within10'])} "
                      f"| {_f(e['onecycle']['median'])} | {_pct(e['onecycle']['within10'])} |")
-    o = {p: oracle[p] for p in PROTOCOLS}
-    lines.append(f"| each task's own best distance below the onset (single range tests) | {_f(o['constant']['median'])} "
-                 f"| {_pct(o['constant']['within10'])} | {_f(o['onecycle']['median'])} | {_pct(o['onecycle']['within10'])} |")
+    const, cycle = oracle["constant"], oracle["onecycle"]
+    lines.append(f"| each task's own best distance below the onset (single range tests) | {_f(const['median'])} "
+                 f"| {_pct(const['within10'])} | {_f(cycle['median'])} | {_pct(cycle['within10'])} |")
     lines += ["", "| predictor of the distance below the onset | constant: median error, leave-one-family-out (dec.) "
               "| one-cycle: median error (dec.) | tasks |", "|---|---|---|---|"]
     for name, e in features.items():
