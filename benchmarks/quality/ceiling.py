@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lrfind_cli.suggest.curve import read
-from lrfind_cli.suggest.rules import shape_of
+from lrfind_cli.suggest.rules import anchor_of, shape_of
 
 from . import score
 from .ground_truth import PROTOCOLS, RT_SEEDS
@@ -48,7 +48,7 @@ def _reading(lrs, smoothed, raw, task) -> dict | None:
     if shape is None:
         return None
     x = shape["lrs"]
-    onset = shape["onset"] if shape["onset"] is not None else float(x[-1])
+    onset = anchor_of(shape)
     curve = read(lrs, raw)  # not None: shape_of read it
     start = float(np.median(curve.y[: max(1, len(curve.y) // 10)]))
     lowest = float(curve.z[curve.m])
@@ -72,7 +72,6 @@ def _reading(lrs, smoothed, raw, task) -> dict | None:
             "log2 batch size": math.log2(task.batch_size),
             "training steps": float(task.steps),
         },
-        "onset": onset,
     }
 
 
@@ -119,7 +118,7 @@ def oracle_distance(gts: dict[str, dict]) -> dict[str, dict]:
             anchors = []
             for s in RT_SEEDS:
                 shape = shape_of(*score.curve(gt, s))
-                anchors.append(None if shape is None else shape["onset"] if shape["onset"] is not None else float(shape["lrs"][-1]))
+                anchors.append(None if shape is None else anchor_of(shape))
 
             def regrets(d: float, gt=gt, anchors=anchors, p=p) -> list[float]:
                 return [score.regret(gt, p, a / 10**d if a else None)[0] for a in anchors]

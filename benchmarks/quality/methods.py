@@ -139,14 +139,14 @@ def centre_rule(decades: dict[str, float], weight: float = CENTRE_WEIGHT) -> Rul
     one-cycle; leave-one-family-out 0.087 / 0.084 vs 0.144 / 0.093), but not on the fresh test tasks of
     round 3 (0.204 vs 0.150 constant, 0.110 vs 0.115 one-cycle): see docs/suggestion-quality.md.
     """
-    from lrfind_cli.suggest.rules import shape_of
+    from lrfind_cli.suggest.rules import anchor_of, shape_of
 
     def rule(lrs, smoothed, raw, schedule):
         shape = shape_of(lrs, arr(smoothed), arr(raw))
         if shape is None:
             return None
         x = shape["lrs"]
-        onset = shape["onset"] if shape["onset"] is not None else float(x[-1])
+        onset = anchor_of(shape)
         steepest = shape["steepest"] if shape["steepest"] is not None else onset
         centre = 10 ** ((1 - weight) * np.log10(onset) + weight * np.log10(steepest))
         return float(min(max(centre / 10 ** decades[schedule], float(x[0])), float(x[-1])))

@@ -69,10 +69,15 @@ def shape_of(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[floa
             "lrs": x}
 
 
+def anchor_of(shape: dict) -> float:
+    """What the rule measures from: the onset of divergence, or the last lr measured when the curve never diverged."""
+    return shape["onset"] if shape["onset"] is not None else float(shape["lrs"][-1])
+
+
 def below_onset(shape: dict, decades: float) -> float:
     """The lr `decades` below the onset of divergence (the last lr measured when there is none), within the swept lrs."""
     x = shape["lrs"]
-    anchor = shape["onset"] if shape["onset"] is not None else float(x[-1])
+    anchor = anchor_of(shape)
     return float(min(max(anchor / 10**decades, float(x[0])), float(x[-1])))
 
 
