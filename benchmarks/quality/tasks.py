@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -393,6 +394,7 @@ class Task:
     quick: bool = False
     extra: dict = field(default_factory=dict)
     round: int = 1  # 1: the first 34 tasks (their test half was read once, with the shipped constants); 2-4: added later
+    fresh: Any = None  # round 6 (fresh_tasks.py): a FreshSource drawing new training data at every step
 
     def __post_init__(self):
         if self.family not in FAMILIES:
