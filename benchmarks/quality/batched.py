@@ -151,6 +151,7 @@ class Copies:
         self.params = {n: v.detach().reshape(self.s, k, *v.shape[1:]).clone() for n, v in params.items()}
         self.buffers = {n: v.reshape(self.s, k, *v.shape[1:]).clone() for n, v in buffers.items()}
         self.base = build().to("meta")
+        self.eval_through_grad = False
 
     def _loss(self, loss_fn):
         def one(p, b, x, y):
@@ -166,17 +167,101 @@ class Copies:
         # the targets go in expanded over the arms: some losses' batching rules mis-handle an unbatched target
         return outer(self.params, self.buffers, x, y.unsqueeze(1).expand(self.s, self.k, *y.shape[1:]))
 
-    @torch.no_grad()
     def evaluate(self, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean loss (S, K) of every copy on (x, y), shared by all copies, in eval mode, VAL_CHUNK samples at a time."""
+        with torch.no_grad():
+            return self._evaluate(loss_fn, x, y)
+
+    def _evaluate(self, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.base.eval()
-        one = self._loss(loss_fn)
-        both = vmap(vmap(one, in_dims=(0, 0, None, None)), in_dims=(0, 0, None, None))
+        plain = self._loss(loss_fn)
+        with_grad = grad_and_value(plain)  # some ops (LSTM) have a batching rule only on their autograd path
+
+        def one(p, b, xs, ys):
+            return with_grad(p, b, xs, ys)[1] if self.eval_through_grad else plain(p, b, xs, ys)
+
+        both = vmap(vmap(one, in_dims=(0, 0, None, 0)), in_dims=(0, 0, None, 0))
+        try:
+            return self._mean_loss(both, x, y)
+        except RuntimeError as exc:
+            if self.eval_through_grad or "Batching rule not implemented" not in str(exc):
+                raise
+            self.eval_through_grad = True
+            return self._evaluate(loss_fn, x, y)
+
+    def _mean_loss(self, both, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         total = torch.zeros(self.s, self.k)
         for start in range(0, len(x), VAL_CHUNK):
             xs, ys = x[start : start + VAL_CHUNK], y[start : start + VAL_CHUNK]
-            total += both(self.params, self.buffers, xs, ys) * len(xs)
+            total += both(self.params, self.buffers, xs, ys.expand(self.s, self.k, *ys.shape)) * len(xs)  # targets expanded: see grads
         return total / len(x)
+
+
+class StackedProdigy:
+    """Prodigy (prodigyopt 1.1, Mishchenko & Defazio 2023, arXiv 2306.06101) at its defaults over stacked parameters.
+
+    Every copy keeps its own D estimate (d, d_max, the numerator), reduced over that copy's parameters as
+    Prodigy reduces over all of a model's. `lr` (S, K) is Prodigy's multiplier as a scheduler sets it (1.0
+    at its default), `momentum` its beta1 (what OneCycleLR cycles). A copy whose lr is 0 at a step is left
+    alone, as Prodigy returns early when it accumulated nothing. Defaults: betas (0.9, 0.999), beta3 =
+    sqrt(beta2), eps 1e-8, no weight decay, no bias correction, d0 1e-6, d_coef 1, no growth limit.
+    """
+
+    D0, BETA2, EPS = 1e-6, 0.999, 1e-8
+
+    def __init__(self, params: dict[str, torch.Tensor]):
+        first = next(iter(params.values()))
+        shape = first.shape[:2]
+        self.d = torch.full(shape, self.D0, dtype=torch.float64)
+        self.d_max = self.d.clone()
+        self.numerator = torch.zeros(shape, dtype=torch.float64)
+        self.state = {k: {"s": torch.zeros_like(p), "p0": p.clone(), "m": torch.zeros_like(p), "v": torch.zeros_like(p)}
+                      for k, p in params.items()}
+        self.own_momentum = 0.9
+
+    @torch.no_grad()
+    def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], lr: torch.Tensor,
+             momentum: torch.Tensor | None = None) -> None:
+        beta1 = (momentum if momentum is not None else torch.full_like(lr, self.own_momentum)).double()
+        beta3 = math.sqrt(self.BETA2)
+        lr = lr.double()
+        active = lr > 0
+        d, dlr = self.d, self.d * lr
+        delta, denom = torch.zeros_like(d), torch.zeros_like(d)
+        for key, p in params.items():
+            g, st = grads[key], self.state[key]
+            view = (*d.shape,) + (1,) * (p.dim() - 2)
+            on = active.reshape(view)
+            delta += (d / self.D0 * dlr) * _per_copy_sum((g * (st["p0"] - p)).double())
+            dd = d.reshape(view).to(p.dtype)
+            b1 = beta1.reshape(view).to(p.dtype)
+            st["m"] = torch.where(on, st["m"] * b1 + g * (dd * (1 - b1)), st["m"])
+            st["v"] = torch.where(on, st["v"] * self.BETA2 + g * g * (dd * dd * (1 - self.BETA2)), st["v"])
+            st["s"] = torch.where(on, st["s"] * beta3 + g * (d / self.D0 * dlr).reshape(view).to(p.dtype), st["s"])
+            denom += _per_copy_sum(st["s"].abs().double())
+        numerator = self.numerator * beta3 + delta
+        go = active & (denom > 0)
+        d_hat = numerator / torch.where(denom > 0, denom, torch.ones_like(denom))
+        d_max = torch.maximum(self.d_max, d_hat)
+        d_new = d_max  # Prodigy's min(d_max, d * growth_rate) with its unlimited default growth rate
+        self.numerator = torch.where(go, numerator, self.numerator)
+        self.d_max = torch.where(go, d_max, self.d_max)
+        self.d = torch.where(go, d_new, self.d)
+        for key, p in params.items():
+            st = self.state[key]
+            view = (*d.shape,) + (1,) * (p.dim() - 2)
+            step = torch.where(go, dlr, torch.zeros_like(dlr)).reshape(view).to(p.dtype)
+            p.sub_(step * st["m"] / (st["v"].sqrt() + (self.d.reshape(view) * self.EPS).to(p.dtype)))
+
+
+def _per_copy_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over everything but the two copy dimensions (S, K)."""
+    return t.reshape(*t.shape[:2], -1).sum(-1)
+
+
+def make_optimizer(name: str, kwargs: dict, params: dict[str, torch.Tensor]):
+    """A StackedOptimizer for torch.optim's `name`, or StackedProdigy for "prodigy" (its defaults; kwargs ignored)."""
+    return StackedProdigy(params) if name == "prodigy" else StackedOptimizer(name, kwargs, params)
 
 
 def _copy_of(model: nn.Module, build: Callable[[], nn.Module]) -> nn.Module:
@@ -192,7 +277,7 @@ def schedules_of(arms: Sequence[Arm], optimizer: str, steps: int) -> tuple[np.nd
     for j, arm in enumerate(arms):
         plan = plan_of(arm.schedule, optimizer)
         lr[j] = arm.lr * lr_factors(plan, steps)
-        found = momenta(plan, steps) if optimizer != "adagrad" else None
+        found = momenta(plan, steps) if optimizer != "adagrad" else None  # Prodigy has Adam's betas: cycled too
         if found is not None:
             mom[j] = found
     return lr, mom
@@ -209,7 +294,7 @@ def train_arms(build: Callable[[], nn.Module], loss_fn: nn.Module, optimizer: st
     xv, yv = val
     untrained = copies.evaluate(loss_fn, xv, yv)[:, 0].clone()
     limit = DIVERGED * torch.clamp(untrained, min=1e-3).unsqueeze(1)
-    opt = StackedOptimizer(optimizer, opt_kwargs, copies.params)
+    opt = make_optimizer(optimizer, opt_kwargs, copies.params)
     lr_np, mom_np = schedules_of(arms, optimizer, steps)
     cycled = ~np.isnan(mom_np).all(axis=1)
     lr_t = torch.tensor(lr_np, dtype=torch.float32)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -42,6 +43,7 @@ import torch
 
 from .batched import ARM_SCHEDULES, Arm, train_arms
 from .fresh_tasks import FRESH_TASKS
+from .ground_truth import RT_END, RT_ITERS, RT_SEEDS, RT_START
 from .ground_truth import batches as index_batches
 from .tasks import BY_NAME, Task
 
@@ -53,6 +55,7 @@ SEEDS = (0, 1, 2)
 WINDOW = (-1.5, 0.5)  # decades around the previous length's best lr (longer runs want lower rates)
 MAX_WIDENINGS = 3
 STEP = 0.25  # decades between grid points
+RT_BATCHES = 400  # batches offered to a range test (it uses RT_ITERS of them, more if the sweep goes on past end_lr)
 
 # Tasks of rounds 1-5 measured at every length: those whose training step cost at most 3 ms on the machine that
 # computed their short ground truth (its `seconds` over the steps it trained), chosen by cost alone, before any
@@ -92,6 +95,15 @@ def by_name(name: str) -> Task:
         if task.name == name:
             return task
     raise KeyError(name)
+
+
+# cost of a training step relative to a small MLP's, for the order tasks are computed in (cheap first), by family
+_COST = {"linear": 0.3, "mlp": 1.0, "embedding": 1.5, "cnn": 4.0, "rnn": 5.0, "transformer": 5.0, "resnet": 12.0}
+
+
+def cost_order(tasks: Sequence[Task]) -> list[Task]:
+    """Tasks in the order to compute them: cheapest family first, so a partial run still covers most tasks."""
+    return sorted(tasks, key=lambda t: (_COST[t.family], t.batch_size, t.name))
 
 
 def schedules_for(task: Task) -> tuple[str, ...]:
@@ -232,6 +244,66 @@ def compute(task: Task, log=sys.stderr) -> dict:
     return gt
 
 
+def compute_prodigy(task: Task, log=sys.stderr) -> dict:
+    """Prodigy at its defaults (lr multiplier 1.0) at every length, under every schedule but uncycled one-cycle."""
+    gt = load(task.name)
+    if gt is None or not gt.get("complete"):
+        raise RuntimeError(f"{task.name}: compute the grid first")
+    for length in LENGTHS:
+        done = gt["prodigy"].setdefault(str(length), {})
+        arms = [Arm(s, 1.0) for s in gt["schedules"] if s != "onecycle_nocycle" and s not in done]
+        if not arms:
+            continue
+        _, _, xv, yv = task.data()
+        started = time.perf_counter()
+        val, _ = train_arms(task.build, task.loss_fn(), "prodigy", {}, arms, SEEDS, length, data_batches(task), (xv, yv))
+        for j, arm in enumerate(arms):
+            done[arm.schedule] = {str(s): float(val[i, j]) for i, s in enumerate(SEEDS)}
+        gt["seconds"] += time.perf_counter() - started
+        save(gt)
+    print(f"  {task.name}: prodigy done", file=log, flush=True)
+    return gt
+
+
+def range_curve(task: Task, seed: int) -> dict:
+    """lrfind's range_test at its defaults on the task, from a model built with torch.manual_seed(seed).
+
+    Batches: fixed data as ground_truth.range_curve draws them (its first RT_ITERS are the same), with more
+    after them for a sweep that goes on; fresh data from the source, with a stream of its own.
+    """
+    from lrfind_cli import range_test
+
+    torch.manual_seed(seed)
+    model = task.build()
+    opt = task.make_optimizer(model.parameters(), RT_START)
+    if task.fresh is not None:
+        stream = task.fresh.batches(task.batch_size, seed + 104729)
+        data = [next(stream) for _ in range(RT_BATCHES)]
+    else:
+        xt, yt, _, _ = task.data()
+        data = [(xt[idx], yt[idx]) for idx in index_batches(len(xt), task.batch_size, RT_BATCHES, seed + 104729)]
+    result = range_test(model, opt, data, task.loss_fn(), start_lr=RT_START, end_lr=RT_END, num_iter=RT_ITERS)
+    clean = [None if not math.isfinite(v) else v for v in result.losses]
+    smooth = [None if not math.isfinite(v) else v for v in result.smoothed]
+    return {"lrs": result.lrs, "losses": clean, "smoothed": smooth, "status": result.status, "stop_reason": result.stop_reason}
+
+
+def compute_curves(task: Task, log=sys.stderr) -> dict:
+    """The range-test curves of RT_SEEDS, recorded with the lrfind version that made them (recomputed when it changes)."""
+    from lrfind_cli import __version__
+
+    gt = load(task.name)
+    if gt is None:
+        raise RuntimeError(f"{task.name}: compute the grid first")
+    started = time.perf_counter()
+    gt["curves"] = {str(s): range_curve(task, s) for s in RT_SEEDS}
+    gt["curves_by"] = {"lrfind": __version__, "start_lr": RT_START, "end_lr": RT_END, "num_iter": RT_ITERS}
+    gt["seconds"] += time.perf_counter() - started
+    save(gt)
+    print(f"  {task.name}: curves done", file=log, flush=True)
+    return gt
+
+
 def stale(task: Task) -> str | None:
     gt = load(task.name)
     if gt is None:
@@ -243,9 +315,17 @@ def stale(task: Task) -> str | None:
     return None
 
 
-def _job(name: str) -> str:
+def _job(args: tuple[str, str]) -> str:
+    """Compute one part of one task; a failure is reported with the task's name and leaves the other tasks running."""
+    name, part = args
     torch.set_num_threads(1)
-    compute(by_name(name))
+    try:
+        {"grid": compute, "prodigy": compute_prodigy, "curves": compute_curves}[part](by_name(name))
+    except Exception as exc:  # noqa: BLE001 - one task's failure must not stop a run of hours; it stays incomplete
+        import traceback
+
+        traceback.print_exc()
+        return f"{name} FAILED ({type(exc).__name__}: {exc})"
     return name
 
 
@@ -257,20 +337,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--half", default="both", choices=("design", "test", "both"))
     ap.add_argument("--tasks", default="", help="comma-separated task names (default: every task of --half)")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--part", default="grid", choices=("grid", "prodigy", "curves"),
+                    help="grid: the trainings (what is missing); prodigy: Prodigy's runs; curves: the range tests (recomputed)")
     args = ap.parse_args(argv)
-    names = args.tasks.split(",") if args.tasks else [t.name for t in horizon_tasks() if args.half in ("both", t.half)]
-    todo = [n for n in names if stale(by_name(n)) is not None]
-    print(f"horizon ground truth: {len(todo)} of {len(names)} tasks to compute", file=sys.stderr, flush=True)
-    if args.jobs > 1 and len(todo) > 1:
+    names = args.tasks.split(",") if args.tasks else [t.name for t in cost_order(horizon_tasks()) if args.half in ("both", t.half)]
+    if args.part == "grid":
+        todo = [n for n in names if stale(by_name(n)) is not None]
+    else:
+        todo = [n for n in names if stale(by_name(n)) is None]
+    print(f"horizon ground truth ({args.part}): {len(todo)} of {len(names)} tasks to compute", file=sys.stderr, flush=True)
+    jobs = [(n, args.part) for n in todo]
+    if args.jobs > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(args.jobs, maxtasksperchild=1) as pool:
-            for name in pool.imap_unordered(_job, todo, chunksize=1):
-                print(f"{name}: complete", file=sys.stderr, flush=True)
+            for name in pool.imap_unordered(_job, jobs, chunksize=1):
+                print(f"{name}: {args.part} complete", file=sys.stderr, flush=True)
     else:
-        for name in todo:
-            _job(name)
-            print(f"{name}: complete", file=sys.stderr, flush=True)
+        for job in jobs:
+            print(f"{_job(job)}: {args.part} complete", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
