@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -121,11 +121,32 @@ class VerifySpec(_Strict):
     num_steps: Whole | None = Field(None, ge=1)  # steps per candidate (null: sweep.num_iter)
 
 
+ScheduleName = Literal["onecycle", "cosine", "constant", "wsd"]
+
+
 class SuggestSpec(_Strict):
     # auto: the schedule-aware rule; or one classic method
-    method: Literal["auto", "onecycle", "constant", "steepest", "valley", "minimum"] = "auto"
-    schedule: Literal["onecycle", "constant"] = "onecycle"  # what suggested_lr is for
+    method: Literal["auto", "onecycle", "cosine", "constant", "wsd", "steepest", "valley", "minimum"] = "auto"
+    schedule: ScheduleName = "onecycle"  # what suggested_lr is for (train.schedule says the same; this is its alias)
     verify: VerifySpec | None = None  # off by default: see README, "Verification"
+
+
+class TrainSpec(_Strict):
+    """The training the answer is for (lrfind_cli.plan.TrainPlan): its length, schedule and momentum cycling."""
+
+    steps: Whole | None = Field(None, ge=1)  # optimizer steps of the planned run
+    epochs: float | None = Field(None, gt=0)  # or passes over the data, turned into steps with the loader's length
+    schedule: ScheduleName | None = None  # null: suggest.schedule (default onecycle)
+    warmup: float | None = Field(None, ge=0)  # a share of the run (< 1) or a number of steps (>= 1); null: the schedule's own
+    cooldown: float | None = Field(None, gt=0, le=1)  # wsd: the share of the run spent decaying; null: 0.2
+    cycle_momentum: bool = True  # onecycle: OneCycleLR's cycle_momentum, as PyTorch defaults it
+
+    @field_validator("epochs")
+    @classmethod
+    def _one_length(cls, epochs: float | None, info: ValidationInfo) -> float | None:
+        if epochs is not None and info.data.get("steps") is not None:
+            raise ValueError("give train.steps or train.epochs, not both")
+        return epochs
 
 
 class OutputSpec(_Strict):
@@ -144,6 +165,7 @@ class Spec(_Strict):
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
     suggest: SuggestSpec = Field(default_factory=SuggestSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     # Dotted spec keys to lists of values: every combination runs as its own range test.
     grid: dict[str, list[Any]] | None = None
@@ -164,6 +186,18 @@ class Spec(_Strict):
             raise ValueError(f"sweep.repeats: {self.sweep.repeats} repeats differ only in data order, but data.shuffle is "
                              "false, so they would all be the same sweep; set data.shuffle: true or sweep.repeats: 1")
         return self
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> Spec:
+        if self.train.schedule is not None and "schedule" in self.suggest.model_fields_set and self.train.schedule != self.suggest.schedule:
+            raise ValueError(f"train.schedule: {self.train.schedule} differs from suggest.schedule ({self.suggest.schedule}), which "
+                             "says the same thing; keep train.schedule and remove suggest.schedule")
+        return self
+
+    @property
+    def schedule(self) -> str:
+        """The schedule the answer is for: train.schedule, else suggest.schedule (its alias; default onecycle)."""
+        return self.train.schedule or self.suggest.schedule
 
     @field_validator("device")
     @classmethod
