@@ -18,7 +18,7 @@ def no_suggestion(result: RangeTestResult, precision: str) -> str:
                 f"already broken{fp}")
     from .suggest import FLAG_NOTES
 
-    flags = result.confidence.get("flags") or []
+    flags = result.confidence.flags
     # the message says what the flag in result.json says: too few points, or no fall beyond noise
     why = FLAG_NOTES["too_few_points" if "too_few_points" in flags else "flat_curve"]
     return f"no usable suggestion after {result.num_steps} steps ({result.stop_reason}): {why}"

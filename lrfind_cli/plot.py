@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .results import RangeTestResult, write_atomic
-from .suggest import LOW_CONFIDENCE, SCHEDULE_NAMES, mean_curve, zero_lag
+from .suggest import SCHEDULE_NAMES, mean_curve, zero_lag
 
 _COLOURS = {"steepest": "tab:red", "valley": "tab:green", "minimum": "tab:purple", "onecycle": "black", "constant": "tab:olive",
             "finetune": "tab:brown"}
@@ -137,16 +137,15 @@ def subtitle_of(result: RangeTestResult) -> str:
 
 
 def _repeats_text(result: RangeTestResult) -> str:
-    spread = result.confidence.get("spread_decades")
+    spread = result.confidence.spread_decades
     if len(result.repeats) < 2:
         return ""
     return f", {len(result.repeats)} repeats" + (f" (spread {spread:.2f} decades)" if spread is not None else "")
 
 
 def _flags_text(result: RangeTestResult) -> str:
-    flags = result.confidence.get("flags") or []
-    low = [f for f in flags if f in LOW_CONFIDENCE]
-    other = [f for f in flags if f not in LOW_CONFIDENCE]
+    low = result.confidence.low
+    other = [f for f in result.confidence.flags if f not in low]
     parts = ([f"low confidence: {', '.join(low)}"] if low else []) + ([f"note: {', '.join(other)}"] if other else [])
     return "\n" + "; ".join(parts) if parts else ""
 

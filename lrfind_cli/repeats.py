@@ -38,7 +38,7 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
         first,
         status=status,
         stop_reason=stops,
-        **summary,  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence
+        **summary.fields(),  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence
         duration_s=sum(r.duration_s for r in results),
         repeats=[Repeat(seed, r) for seed, r in runs],
         extra=dict(first.extra),

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .suggest import Confidence, Suggestion
+
 SCHEMA_VERSION = 1
 RESULT_JSON = "result.json"
 HISTORY_CSV = "history.csv"
@@ -49,8 +51,8 @@ class RangeTestResult:
     val_losses: list[float | None] | None = None  # validation loss where measured (sweep.val), else None
     schedule: str = "onecycle"  # what suggested_lr is for: a one-cycle max_lr or a constant lr
     lr_range: list[float] | None = None  # [low, high] for cyclic schedules
-    confidence: dict[str, Any] = field(default_factory=lambda: {"spread_decades": None, "flags": []})
-    schedules: dict[str, Any] = field(default_factory=dict)  # per schedule: {"suggested_lr", "lr_range"}
+    confidence: Confidence = field(default_factory=Confidence)
+    schedules: dict[str, Suggestion] = field(default_factory=dict)  # the rule's answer under each schedule
     # sweep.repeats > 1: every range test behind this result, as (loader seed, result); the curve
     # above is the first one's, the suggestions come from all of them
     repeats: list[Repeat] = field(default_factory=list)
@@ -59,6 +61,7 @@ class RangeTestResult:
     @property
     def num_steps(self) -> int:
         return len(self.lrs)
+
 
     @property
     def history(self) -> dict[str, list]:
@@ -108,8 +111,9 @@ class RangeTestResult:
             duration_s=doc.get("duration_s") or 0.0, start_lr=sweep.get("start_lr", lrs[0] if lrs else math.nan),
             end_lr=sweep.get("end_lr", lrs[-1] if lrs else math.nan), num_iter=sweep.get("num_iter", len(lrs)),
             mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"), schedule=doc.get("schedule", "onecycle"),
-            lr_range=doc.get("lr_range"), confidence=doc.get("confidence") or {"spread_decades": None, "flags": []},
-            schedules=doc.get("schedules") or {}, group_scales=scales,
+            lr_range=doc.get("lr_range"), confidence=Confidence.from_json(doc.get("confidence")),
+            schedules={name: Suggestion.from_json(name, entry) for name, entry in (doc.get("schedules") or {}).items()},
+            group_scales=scales,
             repeats=[Repeat(entry.get("seed", i), cls.from_dict({**entry, "sweep": sweep}))
                      for i, entry in enumerate(doc.get("repeats") or [])],
         )
@@ -128,8 +132,8 @@ class RangeTestResult:
             "suggestions": dict(self.suggestions),
             "schedule": self.schedule,
             "lr_range": self.lr_range,
-            "confidence": self.confidence,
-            "schedules": self.schedules,
+            "confidence": self.confidence.to_json(),
+            "schedules": {name: answer.to_json() for name, answer in self.schedules.items()},
             "suggested_group_lrs": self.suggested_group_lrs,
             "best": self.best,
             "num_steps": self.num_steps,

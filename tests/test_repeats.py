@@ -47,7 +47,7 @@ def flat_then_rising(seed: int) -> tuple[int, RangeTestResult]:
 def test_repeats_of_a_flat_then_rising_curve_are_read_by_whether_the_model_started_trained(warm_start, method, flag):
     combined = combine([flat_then_rising(0), flat_then_rising(1)], "auto", "onecycle", warm_start)
 
-    assert combined.method == method and flag in combined.confidence["flags"]
+    assert combined.method == method and flag in combined.confidence.flags
     assert combined.suggested_lr == combined.suggestions[method]
 
 
@@ -59,13 +59,13 @@ def test_one_run_is_returned_unchanged():
 def test_combined_suggestion_is_read_on_the_mean_curve_of_the_runs():
     runs = [fake(0, -3.3), fake(1, -3.0), fake(2, -2.7)]
     combined = combine(runs, "auto", "onecycle")
-    per_run = [recommend(r.lrs, r.smoothed, r.losses, "onecycle")["lr"] for _, r in runs]
+    per_run = [recommend(r.lrs, r.smoothed, r.losses, "onecycle").lr for _, r in runs]
     averaged = mean_curve([(r.lrs, r.smoothed, r.losses) for _, r in runs])
-    assert combined.suggested_lr == pytest.approx(recommend(*averaged, "onecycle")["lr"])
+    assert combined.suggested_lr == pytest.approx(recommend(*averaged, "onecycle").lr)
     assert min(per_run) <= combined.suggested_lr <= max(per_run)
     assert combined.method == "onecycle"
-    assert combined.confidence["repeats"] == 3
-    assert combined.confidence["spread_decades"] == pytest.approx(float(np.std(np.log10(per_run), ddof=1)))
+    assert combined.confidence.repeats == 3
+    assert combined.confidence.spread_decades == pytest.approx(float(np.std(np.log10(per_run), ddof=1)))
     assert combined.lr_range[0] <= combined.suggested_lr <= combined.lr_range[1]
     assert combined.duration_s == 3.0
     assert [seed for seed, _ in combined.repeats] == [0, 1, 2]
@@ -82,8 +82,8 @@ def test_combined_status_is_the_most_serious_one():
 def test_constant_schedule_names_the_constant_rule():
     combined = combine([fake(0, -3.0), fake(1, -2.9)], "auto", "constant")
     assert combined.method == "constant"
-    assert combined.suggested_lr == combined.schedules["constant"]["suggested_lr"]
-    assert combined.suggested_lr < combined.schedules["onecycle"]["suggested_lr"]
+    assert combined.suggested_lr == combined.schedules["constant"].lr
+    assert combined.suggested_lr < combined.schedules["onecycle"].lr
 
 
 def test_result_json_round_trip_keeps_the_repeats():
@@ -101,7 +101,7 @@ def test_the_plot_draws_a_band_and_labels_the_recommendation_range_and_flags():
     from lrfind_cli.plot import _draw_one
 
     combined = combine([fake(0, -3.0), fake(1, -2.9), fake(2, -3.1)], "auto", "onecycle")
-    combined.confidence["flags"] = ["noisy"]
+    combined.confidence = dataclasses.replace(combined.confidence, flags=("noisy",))
     ax = Figure().add_subplot()
     _draw_one(ax, combined)
     labels = ax.get_legend_handles_labels()[1]
@@ -109,7 +109,7 @@ def test_the_plot_draws_a_band_and_labels_the_recommendation_range_and_flags():
     low, high = combined.lr_range
     assert f"lr_range {low:.2e} .. {high:.2e} (cyclic base_lr .. max_lr)" in labels
     assert f"one-cycle max_lr: {combined.suggested_lr:.2e}  (suggested)" in labels
-    assert f"constant lr: {combined.schedules['constant']['suggested_lr']:.2e}" in labels
+    assert f"constant lr: {combined.schedules['constant'].lr:.2e}" in labels
     assert "3 repeats (spread" in subtitle_of(combined) and "low confidence: noisy" in subtitle_of(combined)
     assert legend_labels([("a", combined)]) == [f"a: {combined.suggested_lr:.2e}"]
 
@@ -224,7 +224,7 @@ def test_an_interrupted_repeat_does_not_vote_or_raise_flags():
     combined = combine([*full, (seed, cut)], "auto", "onecycle")
     assert combined.status == "interrupted"
     assert combined.suggested_lr == combine(full, "auto", "onecycle").suggested_lr
-    assert "flat_curve" not in combined.confidence["flags"] and combined.confidence["repeats"] == 2
+    assert "flat_curve" not in combined.confidence.flags and combined.confidence.repeats == 2
     assert len(combined.repeats) == 3  # still listed
 
 

@@ -179,5 +179,5 @@ def _result(reader: LossReader, stop: Stop, config: SweepConfig, device: torch.d
         lrs=lrs, losses=losses, smoothed=smoothed, status=stop.status, stop_reason=stop.reason, device=str(device),
         duration_s=duration_s, start_lr=float(config.start_lr), end_lr=float(config.end_lr), num_iter=config.num_iter,
         mode=config.mode, val_losses=[r.val_loss for r in reader.records] if reader.with_val else None,
-        **summary,  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence
+        **summary.fields(),  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from .curve import RULE_MIN_POINTS, ended_high, finite_prefix, read
-from .rules import Curve, recommend_repeats, shape_of
+import numpy as np
+
+from .curve import RULE_MIN_POINTS, around, head_size, level_change, window_half_width
+from .reading import Reading, Readings
 
 # a fall that passes the noise gate (`curve.level_change`) by less than this factor makes a curve `noisy`
 NOISY_MARGIN = 2.0
@@ -29,36 +33,78 @@ FLAG_NOTES = {  # what each flag means for the user, and what to try
 LOW_CONFIDENCE = ("too_few_points", "flat_curve", "no_divergence", "noisy", "unstable")
 
 
-def curve_flags(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None, status: str | None = None,
-                warm_start: bool | None = None) -> set[str]:
+@dataclass(frozen=True)
+class Confidence:
+    """How far to trust a recommendation: the repeats' spread and the flags their curves show (see `confidence`)."""
+
+    spread_decades: float | None = None
+    flags: tuple[str, ...] = ()
+    repeats: int = 1
+
+    @property
+    def notes(self) -> list[str]:
+        """What each flag means and what to try (FLAG_NOTES), in the flags' order."""
+        return [FLAG_NOTES[f] for f in self.flags]
+
+    @property
+    def low(self) -> list[str]:
+        """The flags that say the answer may be wrong (LOW_CONFIDENCE)."""
+        return [f for f in self.flags if f in LOW_CONFIDENCE]
+
+    def to_json(self) -> dict:
+        """result.json's `confidence` block: {"spread_decades", "flags", "notes", "repeats"}."""
+        return {"spread_decades": self.spread_decades, "flags": list(self.flags), "notes": self.notes, "repeats": self.repeats}
+
+    @classmethod
+    def from_json(cls, doc: dict | None) -> Confidence:
+        """The record of a result.json `confidence` block (missing keys take their defaults)."""
+        doc = doc or {}
+        return cls(doc.get("spread_decades"), tuple(doc.get("flags") or ()), doc.get("repeats") or 1)
+
+
+def ended_high(reading: Reading) -> float | None:
+    """The loss at the end over its best, when the curve ended well above its best; else None.
+
+    "Well above": the level of the last points is back above where the curve started, or at more
+    than twice its best (positive losses), and the rise from the lowest window to the last one
+    passes `level_change`. (inf for a best at or below zero.)
+    """
+    y, n = reading.y, reading.n
+    best, start = reading.lowest, float(np.median(y[: head_size(n)]))
+    rise = level_change(y, around(n - 1, n), -1, reference=reading.bottom, sigma=reading.sigma)
+    end = float(np.median(y[max(0, n - 1 - window_half_width(n)) :]))
+    high = end >= start or (best > 0 and end >= 2.0 * best)
+    if not (high and rise.significant):
+        return None
+    return end / best if best > 0 else math.inf
+
+
+def curve_flags(reading: Reading, status: str | None = None, warm_start: bool | None = None) -> set[str]:
     """The flags one curve shows (see `confidence`); `status` is the sweep's and `warm_start` the model's, when known."""
-    source = raw if raw is not None else smoothed
-    if len(finite_prefix(lrs, source)[1]) < RULE_MIN_POINTS:
+    if reading.too_short:
         return {"too_few_points"}
     flags: set[str] = set()
-    if status == "completed" and raw is not None and ended_high(read(lrs, raw)) is not None:
+    if status == "completed" and reading.from_raw and ended_high(reading) is not None:
         flags.add("blew_up")
-    shape = shape_of(lrs, smoothed, raw)
-    if shape is None:
+    if not reading.readable:
         return flags | {"flat_curve"}
-    if not shape["fell"]:
+    if not reading.fell:
         # flat, then rising: a trained model's curve, or an untrained one's whose fall the noise hid
         flags.add("noisy" if warm_start is False else "pretrained")
-    elif shape["fall"].change < NOISY_MARGIN * shape["fall"].needed:
+    elif reading.fall.change < NOISY_MARGIN * reading.fall.needed:
         flags.add("noisy")
-    if shape["onset"] is None:
+    if reading.onset is None:
         flags.add("no_divergence")
     return flags
 
 
-def confidence(curves: Sequence[Curve], schedule: str = "onecycle", combined: dict | None = None,
-               statuses: Sequence[str] | None = None, warm_start: bool | None = None) -> dict:
+def confidence(readings: Readings, spread_decades: float | None, statuses: Sequence[str | None] | None = None,
+               warm_start: bool | None = None) -> Confidence:
     """How far to trust the recommendation from one or several range tests of the same setup.
 
-    Each curve is (lrs, smoothed, raw-or-None); `statuses` the sweeps' statuses, when known. Returns
-    {"spread_decades": float | None, "flags": [...], "notes": [...], "repeats": int}:
-    spread_decades is the standard deviation of log10 of the per-run `recommend` lrs (None with
-    fewer than two answers). Flags (sorted, each at most once; a flag applies when any run shows it):
+    `spread_decades` is the standard deviation of log10 of the per-run answers (`Suggestion.spread_decades`;
+    None with fewer than two); `statuses` the sweeps' statuses, when known. Flags (sorted, each at most
+    once; a flag applies when any run shows it):
       too_few_points  fewer than RULE_MIN_POINTS finite losses
       flat_curve      the loss neither fell nor rose beyond batch noise (no recommendation)
       pretrained      the loss did not fall beyond noise, but rose: a trained model's curve (method finetune);
@@ -67,17 +113,12 @@ def confidence(curves: Sequence[Curve], schedule: str = "onecycle", combined: di
                       the edge of stability is unknown: try a larger end_lr
       noisy           the fall passes the noise gate by less than NOISY_MARGIN times what it needs
       unstable        the repeats' recommendations spread more than SPREAD_WARNING decades
-      blew_up         a sweep that completed (the stop rule never fired) ended well above its best
-                      (`curve.ended_high`)
-    `notes` explains each flag, with what to try (FLAG_NOTES). `combined` is `recommend_repeats`'s
-    answer for these curves, when the caller has it already.
+      blew_up         a sweep that completed (the stop rule never fired) ended well above its best (`ended_high`)
     """
-    statuses = list(statuses) if statuses is not None else [None] * len(curves)
+    statuses = list(statuses) if statuses is not None else [None] * len(readings.runs)
     flags: set[str] = set()
-    for (lrs, smoothed, raw), status in zip(curves, statuses):
-        flags |= curve_flags(lrs, smoothed, raw, status, warm_start)
-    spread = (combined or recommend_repeats(curves, schedule))["spread_decades"]
-    if spread is not None and spread > SPREAD_WARNING:
+    for reading, status in zip(readings.runs, statuses):
+        flags |= curve_flags(reading, status, warm_start)
+    if spread_decades is not None and spread_decades > SPREAD_WARNING:
         flags.add("unstable")
-    ordered = sorted(flags)
-    return {"spread_decades": spread, "flags": ordered, "notes": [FLAG_NOTES[f] for f in ordered], "repeats": len(curves)}
+    return Confidence(spread_decades, tuple(sorted(flags)), len(readings.runs))
