@@ -30,27 +30,22 @@ def build_model(spec) -> torch.nn.Module:
 # model kwargs that load trained weights when set: torchvision's `weights` / `weights_backbone`, timm's and
 # older torchvision's `pretrained`
 WEIGHT_KWARGS = ("weights", "weights_backbone", "pretrained")
-# their model classes and builders initialise fresh weights unless WEIGHT_KWARGS say (lrfind_cli: the built-ins by import path)
-FRESH_PACKAGES = ("torch", "torchvision", "lrfind_cli")
 
 
-def starts_trained(spec) -> bool | None:
-    """Whether the model a ModelSpec builds holds trained weights: True, False, or None when the spec cannot tell.
+def starts_trained(spec) -> bool:
+    """Whether the model a ModelSpec builds holds trained weights.
 
-    True with a `checkpoint`, a weight-loading kwarg (WEIGHT_KWARGS) set to anything but None/False/"",
-    or a factory named `...from_pretrained`; False for a built-in, torchvision or timm model without
-    them, and for an import path into torch, torchvision or lrfind_cli ("torch.nn:Linear"); None for any other
-    import path (its factory may load weights itself). The suggestion reads a flat-then-rising curve
-    by it (`suggest.summarize`).
+    `model.trained` when the spec sets it; otherwise True with a `checkpoint`, a weight-loading kwarg
+    (WEIGHT_KWARGS) set to anything but None/False/"", or a factory named `...from_pretrained`, and
+    False for every other model: a built-in, torchvision, timm or import-path model starts untrained
+    unless the spec says so (a factory of your own that loads weights itself needs `model.trained: true`).
+    Only a trained model's flat-then-rising curve gets the fine-tuning rate (`suggest.rule`).
     """
+    if spec.trained is not None:
+        return spec.trained
     if spec.checkpoint or "from_pretrained" in spec.name:
         return True
-    if any(spec.kwargs.get(key) not in (None, False, "") for key in WEIGHT_KWARGS):
-        return True
-    module = spec.name.partition(":")[0].lower() if ":" in spec.name else ""
-    if module and module != "timm" and module.split(".")[0] not in FRESH_PACKAGES:
-        return None
-    return False
+    return any(spec.kwargs.get(key) not in (None, False, "") for key in WEIGHT_KWARGS)
 
 
 def _read_state_dict(path: str) -> dict[str, torch.Tensor]:

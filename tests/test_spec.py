@@ -35,7 +35,7 @@ def test_minimal_spec_gets_the_contract_defaults(cli_write_spec):
     spec = loaded.spec
     assert loaded.path == path
     assert (spec.seed, spec.device, spec.precision) == (0, "auto", "fp32")
-    assert spec.model.model_dump() == {"name": MODEL, "kwargs": {}, "checkpoint": None, "strict": True}
+    assert spec.model.model_dump() == {"name": MODEL, "kwargs": {}, "checkpoint": None, "strict": True, "trained": None}
     assert (spec.data.name, spec.data.kwargs, spec.data.transforms) == ("synthetic", {}, None)
     assert (spec.data.batch_size, spec.data.num_workers) == (128, 0)
     assert (spec.optimizer.name, spec.optimizer.kwargs) == ("SGD", {})

@@ -29,6 +29,8 @@ class ModelSpec(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     checkpoint: str | None = None
     strict: bool = True  # checkpoint keys must match the model's exactly
+    # the model starts from trained weights (null: yes with a checkpoint, a weight-loading kwarg or from_pretrained)
+    trained: bool | None = None
 
 
 class TransformSpec(_Strict):
