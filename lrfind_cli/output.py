@@ -150,7 +150,7 @@ def human_summary(outcome) -> str:
         spread = quality.spread_decades
         lines.append(f"repeats: {quality.repeats}, spread of the suggestion {'-' if spread is None else f'{spread:.2f} decades'}")
     if result.best["lr"] is not None:
-        lines.append(f"best smoothed loss {result.best['loss']:.4g} at lr {result.best['lr']:.4g}")
+        lines.append(f"best loss {result.best['loss']:.4g} at lr {result.best['lr']:.4g} (the zero-lag curve's lowest point)")
     lines.append(f"{result.status}: {result.stop_reason}")
     lines += _grid_lines(outcome.document)
     lines.append(f"outputs: {outcome.out_dir}/ (result.json, history.csv, lr_find.png)")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .results import RangeTestResult, write_atomic
-from .suggest import SCHEDULE_NAMES, mean_curve, zero_lag
+from .suggest import SCHEDULE_NAMES
 
 _COLOURS = {"steepest": "tab:red", "valley": "tab:green", "minimum": "tab:purple", "onecycle": "black", "constant": "tab:olive",
             "finetune": "tab:brown"}
@@ -104,13 +104,8 @@ def _mark_values(ax, curve: list[tuple[float, float]], shown: list[tuple[float, 
 
 
 def rule_curve(result: RangeTestResult) -> list[tuple[float, float]]:
-    """The zero-lag curve the rule reads: of the raw losses, or of the repeats' step-by-step mean."""
-    finished = [r for _, r in result.repeats if r.status != "interrupted"]
-    if len(finished) >= 2:
-        averaged = mean_curve([(r.lrs, r.smoothed, r.losses) for r in finished])
-        if averaged is not None and averaged[2] is not None:
-            return list(zip(*zero_lag(averaged[0], averaged[2])))
-    return list(zip(*zero_lag(result.lrs, result.losses)))
+    """The zero-lag curve the rule reads (`RangeTestResult.curve`: of the raw losses, or of the repeats' mean)."""
+    return [(lr, v) for lr, v in zip(result.lrs, result.curve) if v is not None]
 
 
 def _draw_band(ax, result: RangeTestResult, colour, labelled: bool = True) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 from collections.abc import Callable
@@ -210,7 +209,9 @@ def _loader(spec: Spec, built: Built, device, ctx, seed: int, resident: bool = F
                          num_workers=data.num_workers, seed=seed, device=device, rank=rank, world_size=world,
                          collate_fn=built.collate_fn)
     if resident and spec.performance.device_batches:
-        loader = resident_batches(loader, spec.sweep.num_iter * spec.sweep.accumulation_steps, device)
+        # every step the sweep may take, past end_lr too, so the history is the same as without device_batches
+        steps = spec.sweep.num_iter + len(sweep_config(spec).extension())
+        loader = resident_batches(loader, steps * spec.sweep.accumulation_steps, device)
     return loader
 
 
@@ -226,7 +227,7 @@ def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: lis
             raise
         partial = _combined(spec, runs, built)
         reason = f"interrupted before repeat {repeat + 1} of {spec.sweep.repeats}; {partial.stop_reason}"
-        raise Interrupted(result=dataclasses.replace(partial, status="interrupted", stop_reason=reason)) from None
+        raise Interrupted(result=partial.withdrawn(reason)) from None
 
 
 def _combined(spec: Spec, runs: list[Repeat], built: Built) -> RangeTestResult:
@@ -369,7 +370,7 @@ def _record(overrides: dict[str, Any], result: RangeTestResult, spec: Spec, ctx)
 
 
 def best_run(runs: list[RunRecord]) -> int:
-    """The index of the run with a suggestion whose smoothed loss reached the lowest minimum.
+    """The index of the run with a suggestion whose zero-lag loss (`RangeTestResult.best`) reached the lowest minimum.
 
     Runs without a suggestion count only when no run has one; the first run if no run has a minimum.
     """

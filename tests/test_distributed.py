@@ -26,13 +26,14 @@ def torchrun(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 def test_two_rank_cli_run_writes_one_result_with_world_size_2(tmp_path):
     out = tmp_path / "out"
-    proc = torchrun(["-m", "lrfind_cli", "run", "configs/tiny.yaml", "--set", "device=cpu", "--set", "sweep.num_iter=20",
+    # 40 steps: at 20, tiny's BatchNorm MLP does not diverge even two decades past end_lr, and gives no answer
+    proc = torchrun(["-m", "lrfind_cli", "run", "configs/tiny.yaml", "--set", "device=cpu", "--set", "sweep.num_iter=40",
                      "--out", str(out), "-q"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads((out / "result.json").read_text())
     assert doc["world_size"] == 2
     assert doc["global_batch_size"] == 2 * doc["spec"]["data"]["batch_size"]
-    assert doc["num_steps"] == 20
+    assert doc["num_steps"] == 40 + doc["sweep"]["extended_steps"]
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "lr_find.png", "result.json"]
     # rank 0 alone prints: exactly one suggested learning rate on stdout
     assert [float(line) for line in proc.stdout.split()] == [doc["suggested_lr"]]
@@ -52,7 +53,7 @@ def test_every_rank_restores_exactly_and_records_the_same_mean_loss(worker_ranks
     assert all(r["restored"] for r in ranks)
     assert all(r["world"] == 2 for r in ranks)
     assert ranks[0]["loss"] == ranks[1]["loss"]  # the stop decision comes from identical numbers
-    assert len(ranks[0]["loss"]) == 20
+    assert len(ranks[0]["loss"]) >= 20  # and so does the decision to go on past end_lr
 
 
 def test_two_ranks_of_batch_b_match_one_rank_of_batch_2b(worker_ranks):

@@ -48,7 +48,8 @@ def test_case05_frozen_weights_give_exit_3_flat_curve_and_empty_quiet_output(tmp
     assert result.stdout == ""
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert doc["suggested_lr"] is None and all(v is None for v in doc["suggestions"].values())
-    assert doc["confidence"]["flags"] == ["flat_curve"]
+    # flat up to end_lr, so the sweep went on past it (2 decades, at most num_iter steps), flat still
+    assert doc["confidence"]["flags"] == ["extended", "flat_curve"] and doc["sweep"]["extended_steps"] == 40
     assert "never fell by more than batch noise" in result.stderr  # the message says what the flag says
 
 

@@ -44,9 +44,9 @@ def _log(v: float | None) -> float:
 def _reading(lrs, smoothed, raw, task) -> dict | None:
     """The landmarks (log10 lr) and features of one range test, or None when the rule has no answer."""
     curve = read_curve(lrs, smoothed, raw)
-    if not curve.readable:
+    onset = curve.onset_lr
+    if not curve.readable or onset is None:
         return None
-    onset = curve.anchor
     start = float(np.median(curve.y[: max(1, len(curve.y) // 10)]))
     lowest = curve.lowest
     knee = curve.lr(curve.landmarks.knee) if curve.landmarks else None
@@ -116,7 +116,7 @@ def oracle_distance(gts: dict[str, dict]) -> dict[str, dict]:
             anchors = []
             for s in RT_SEEDS:
                 curve = read_curve(*score.curve(gt, s))
-                anchors.append(curve.anchor if curve.readable else None)
+                anchors.append(curve.onset_lr if curve.readable else None)
 
             def regrets(d: float, gt=gt, anchors=anchors, p=p) -> list[float]:
                 return [score.regret(gt, p, a / 10**d if a else None)[0] for a in anchors]

@@ -119,7 +119,7 @@ def onset_rule(decades: dict[str, float]) -> Rule:
     """lrfind's rule with other distances: the lr `decades[schedule]` below the onset of divergence."""
     def rule(lrs, smoothed, raw, schedule):
         reading = suggest.read_curve(lrs, arr(smoothed), arr(raw))
-        return reading.below_anchor(decades[schedule]) if reading.readable else None
+        return reading.below_onset(decades[schedule]) if reading.readable else None
 
     return rule
 
@@ -139,12 +139,12 @@ def centre_rule(decades: dict[str, float], weight: float = CENTRE_WEIGHT) -> Rul
     """
     def rule(lrs, smoothed, raw, schedule):
         reading = suggest.read_curve(lrs, arr(smoothed), arr(raw))
-        if not reading.readable:
+        onset = reading.onset_lr
+        if not reading.readable or onset is None:
             return None
-        onset = reading.anchor
         steepest = reading.steepest_lr if reading.steepest_lr is not None else onset
-        centre = 10 ** ((1 - weight) * np.log10(onset) + weight * np.log10(steepest))
-        return float(min(max(centre / 10 ** decades[schedule], reading.first_lr), reading.last_lr))
+        centre = 10 ** ((1 - weight) * np.log10(onset) + weight * np.log10(steepest)) / 10 ** decades[schedule]
+        return float(centre) if centre >= reading.first_lr else None  # never below the swept range, as the shipped rule
 
     return rule
 

@@ -43,8 +43,10 @@ class Reading:
     sigma     the batch noise of one step (`noise_level(y)`), in loss units
     m         the index of the lowest point of z;  bottom: the window of its valley (`curve.valley`)
     fall      how far the level fell from the head to the valley, against noise (`level_change`)
-    onset     the index where divergence starts (`divergence_onset`), None when the loss never rose beyond noise
-    landmarks start, steepest and knee of the fall, None unless the curve fell beyond noise
+    onset     the index where divergence starts (`divergence_onset`); the last point when none passes the noise
+              gate but the sweep stopped because its loss diverged (`read_curve`'s `diverged`: the rise came in
+              the last steps, too few for a window); None when the loss never rose
+    landmarks start, steepest and knee of the fall, None unless the curve fell (`fell`)
 
     Below RULE_MIN_POINTS finite points (`too_short`) only x, y and z are read: fall is empty, onset and
     landmarks None.
@@ -72,8 +74,12 @@ class Reading:
 
     @property
     def fell(self) -> bool:
-        """The loss fell from its head to its valley by more than batch noise allows."""
-        return not self.too_short and self.fall.significant
+        """The loss fell from its head to its valley by more than batch noise allows, to a lowest point past the head.
+
+        A lowest point inside the head (the first tenth) is no fall: a curve that rises from its first step
+        has its valley there, below the head's median, without having fallen at all.
+        """
+        return not self.too_short and fell_beyond_noise(self.fall, self.m, self.n)
 
     @property
     def rises_early(self) -> bool:
@@ -116,24 +122,25 @@ class Reading:
         """The lowest value of the zero-lag curve (the loss at `minimum_lr`)."""
         return float(self.z[self.m])
 
-    @property
-    def anchor(self) -> float:
-        """What the rule measures from: the onset of divergence, or the last lr measured when there is none."""
+    def below_onset(self, decades: float) -> float | None:
+        """The lr `decades` below the onset of divergence; None without an onset (the edge of stability is unknown:
+        nothing is read off the last lr) or when it lies below the first lr (the sweep began past it)."""
         onset = self.onset_lr
-        return onset if onset is not None else self.last_lr
-
-    def below_anchor(self, decades: float) -> float:
-        """The lr `decades` below the anchor, kept within the swept lrs."""
-        return float(min(max(self.anchor / 10**decades, self.first_lr), self.last_lr))
+        if onset is None or onset / 10**decades < self.first_lr * (1 - 1e-9):
+            return None
+        return float(max(onset / 10**decades, self.first_lr))
 
 
-def read_curve(lrs: Sequence[float], smoothed: Sequence[float] | None, raw: Sequence[float] | None = None) -> Reading:
+def read_curve(lrs: Sequence[float], smoothed: Sequence[float] | None, raw: Sequence[float] | None = None,
+               diverged: bool = False) -> Reading:
     """Read one range-test curve once: the `Reading` every method, the rule and the confidence use.
 
     `lrs[i]` produced `raw[i]` (the raw losses; pass them whenever you have them: noise is measured on
     them and the zero-lag curve is read from them) and `smoothed[i]` (the EMA, read in their place when
-    `raw` is None). Non-finite losses end the curve. Never raises on odd curves: short, flat, NaN at
-    step 0, negative losses all give a Reading whose properties say what it is.
+    `raw` is None). Non-finite losses end the curve. `diverged`: the sweep's stop rule ended it because
+    the loss diverged (status "diverged"), so divergence had begun by its last finite point. Never raises
+    on odd curves: short, flat, NaN at step 0, negative losses all give a Reading whose properties say
+    what it is.
     """
     from_raw = raw is not None
     x, y = finite_prefix(lrs, raw if from_raw else smoothed)
@@ -147,8 +154,15 @@ def read_curve(lrs: Sequence[float], smoothed: Sequence[float] | None, raw: Sequ
     bottom = valley(z, m)
     fall = level_change(y, bottom, +1, sigma=sigma)
     onset = divergence_onset(y, m, bottom, sigma)
-    landmarks = find_landmarks(x, z, m) if fall.significant else None
+    if onset is None and diverged and m < n - 1:
+        onset = n - 1  # the stop rule saw it diverge in the last steps, before a window of them could
+    landmarks = find_landmarks(x, z, m) if fell_beyond_noise(fall, m, n) else None
     return Reading(x, y, z, sigma, m, bottom, fall, onset, landmarks, from_raw)
+
+
+def fell_beyond_noise(fall: LevelChange, m: int, n: int) -> bool:
+    """The fall passed the noise gate and the lowest point m of a curve of n points lies past its head."""
+    return fall.significant and m >= head_size(n)
 
 
 def divergence_onset(y: np.ndarray, m: int, bottom: Window, sigma: float) -> int | None:
@@ -225,18 +239,23 @@ class Readings:
         return self.runs[0] if len(self.runs) == 1 else self.mean
 
 
-def read_repeats(curves: Sequence[Curve]) -> Readings:
+def read_repeats(curves: Sequence[Curve], statuses: Sequence[str | None] | None = None) -> Readings:
     """Read every curve once, and their mean over the runs that reached the typical minimum (see `Readings`).
 
-    Averaging N curves divides the batch noise by about sqrt(N) before the landmarks are read, which
-    halves the spread of the answer in the quality benchmark against taking the median of the
-    per-run answers.
+    `statuses`: the sweeps' statuses, when known ("diverged": see `read_curve`; the mean curve diverged
+    when every run in it did, at the same step). Averaging N curves divides the batch noise by about
+    sqrt(N) before the landmarks are read, which halves the spread of the answer in the quality benchmark
+    against taking the median of the per-run answers.
     """
-    runs = tuple(read_curve(*curve) for curve in curves)
+    diverged = [s == "diverged" for s in statuses] if statuses is not None else [False] * len(curves)
+    runs = tuple(read_curve(*curve, diverged=d) for curve, d in zip(curves, diverged))
     answered = [r for r in runs if r.readable]
     if len(runs) == 1 or not answered:
         return Readings(runs)
     typical_minimum = float(np.median([r.minimum_lr for r in answered]))
-    complete = [curve for curve, r in zip(curves, runs) if r.last_lr >= typical_minimum]
-    averaged = mean_curve(complete) if len(complete) > 1 else None
-    return Readings(runs, read_curve(*averaged) if averaged is not None else None)
+    complete = [i for i, r in enumerate(runs) if r.last_lr >= typical_minimum]
+    averaged = mean_curve([curves[i] for i in complete]) if len(complete) > 1 else None
+    if averaged is None:
+        return Readings(runs)
+    together = all(diverged[i] and len(curves[i][0]) == len(averaged[0]) for i in complete)
+    return Readings(runs, read_curve(*averaged, diverged=together))

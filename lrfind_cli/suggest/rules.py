@@ -39,12 +39,29 @@ SCHEDULE_NAMES = {"onecycle": "one-cycle max_lr", "constant": "constant lr", "fi
                   "verify": "verified lr"}
 
 
+class JsonView:
+    """Read access by result.json's key names (`record["flags"]`, `record.get("suggested_lr")`) on a typed record.
+
+    The Python API handed these blocks out as dicts; code written against that keeps working.
+    """
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str):
+        return self.to_json()[key]
+
+    def get(self, key: str, default=None):
+        return self.to_json().get(key, default)
+
+
 @dataclass(frozen=True)
 class Context:
     """What the answer is for, beyond the curve: the schedule the training runs and whether the model starts trained.
 
     `warm_start`: True when the model holds trained weights (a flat-then-rising curve is then a trained
-    model's and gets the fine-tuning rate), False or None when it starts untrained or nobody said.
+    model's, and the answer is never above the fine-tuning rate); False or None (nobody said) when it
+    starts untrained, and such a curve is an untrained model's whose fall the batch noise hid.
     """
 
     schedule: str = "onecycle"
@@ -56,7 +73,7 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Suggestion:
+class Suggestion(JsonView):
     """One answer of the rule: the lr to train with, and the cyclic range around it.
 
     lr             None when the curve gives no answer
@@ -88,32 +105,50 @@ class Suggestion:
 def answer(reading: Reading | None, method: str = "onecycle") -> Suggestion:
     """The rule on one reading: `DECADES[method]` below the onset of divergence (see `Suggestion`).
 
-    A curve that fell but never diverged anchors on the last lr measured instead (flag no_divergence:
-    the answer is then a lower bound). No answer when the curve is not readable (`Reading.readable`).
+    No answer when the curve is not readable (`Reading.readable`), when the loss never started to diverge
+    (flag no_divergence: the edge of stability is unknown, and no answer is read off the last lr), or when
+    the answer lies below the first lr (flag began_past_edge: the sweep began past it).
     """
     if method not in DECADES:
         raise ValueError(f"unknown schedule {method!r}; choose from {', '.join(DECADES)}")
-    if reading is None or not reading.readable:
+    lr = reading.below_onset(DECADES[method]) if reading is not None and reading.readable else None
+    if lr is None:
         return Suggestion(None, None, method)
-    top = reading.below_anchor(ONECYCLE_DECADES)
+    top = reading.onset_lr / 10**ONECYCLE_DECADES  # the one-cycle max_lr; never below lr, since no distance is shorter
     steepest = reading.steepest_lr if reading.steepest_lr is not None else top
     low = max(min(steepest, top / BASE_FACTOR), reading.first_lr)
-    return Suggestion(reading.below_anchor(DECADES[method]), (float(low), float(top)), method)
+    return Suggestion(lr, (float(low), float(top)), method)
+
+
+def trained_shape(readings: Readings, context: Context) -> bool:
+    """A model the caller says is trained (`context.warm_start` True) whose loss did not fall beyond noise in any
+    run, and rose in one: the curve a trained model gives, read for fine-tuning."""
+    return context.warm_start is True and not any(r.fell for r in readings.runs) and any(r.readable for r in readings.runs)
+
+
+def distance(readings: Readings, context: Context) -> float:
+    """How many decades below the onset the answer for `context` lies (`rule`)."""
+    own = DECADES[context.schedule]
+    return max(own, FINETUNE_DECADES) if trained_shape(readings, context) else own
 
 
 def rule(curves: Reading | Readings, context: Context) -> Suggestion:
     """The learning rate for `context.schedule` from one curve's Reading or several range tests' Readings.
 
-    The schedule's rule (`combine`), unless no curve fell beyond noise but one rose (a trained model's
-    shape) and the model may start trained (`context.warm_start` not False): then the fine-tuning
-    rate, FINETUNE_DECADES below the onset (method "finetune").
+    The schedule's rule (`combine`). For a trained model's flat-then-rising curve (`trained_shape`) it is never
+    above the fine-tuning rate, FINETUNE_DECADES below the onset (the highest rate that keeps trained weights):
+    under one-cycle that rate is the answer (method "finetune"); a constant rate's own rule lies lower and stays.
     """
     readings = curves if isinstance(curves, Readings) else Readings((curves,))
-    if context.warm_start is not False and not any(r.fell for r in readings.runs):
-        finetune = combine(readings, "finetune")
-        if finetune.lr is not None:
-            return finetune
-    return combine(readings, context.schedule)
+    own = combine(readings, context.schedule)
+    if not trained_shape(readings, context):
+        return own
+    finetune = combine(readings, "finetune")
+    if finetune.lr is None:
+        return finetune  # the fine-tuning rate lies below the swept range: no answer (began_past_edge)
+    if own.lr is None or own.lr <= finetune.lr:
+        return own
+    return finetune
 
 
 def combine(readings: Readings, method: str) -> Suggestion:
