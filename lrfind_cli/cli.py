@@ -104,7 +104,8 @@ def run(
 
 @app.command()
 def validate(spec: SpecArg, set_: SetOpt = None, verbose: VerboseOpt = False) -> None:
-    """Check a spec without training: keys, types, names, and kwargs against each target's signature.
+    """Check a spec without training: keys, types, names, kwargs against each target's signature, and what run
+    would refuse once it builds (param_groups globs, a stream's data.shuffle); every problem in one pass.
 
     Examples:
 
@@ -118,7 +119,7 @@ def validate(spec: SpecArg, set_: SetOpt = None, verbose: VerboseOpt = False) ->
     def check() -> None:
         from .spec import load_spec
 
-        loaded = load_spec(spec, list(set_ or []))
+        loaded = load_spec(spec, list(set_ or []), complete=True)
         output.say(f"{spec}: valid ({loaded.spec.model.name}, {loaded.spec.optimizer.name}, {loaded.spec.data.name})")
 
     _guarded(output, verbose, check)

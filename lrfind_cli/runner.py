@@ -307,14 +307,19 @@ def _data_parallel(model, loss_fn, device):
 def _validation_split(spec: Spec, dataset, device):
     """(training set, fixed validation batches on the device) for sweep.val.
 
-    Without val.kwargs a seeded `fraction` of the training set is held out (and not trained on);
-    with them, the dataset is built again with data.kwargs updated by val.kwargs (a named split).
-    Either way `batches` batches are drawn once, with the spec's seed, and kept on the device.
+    Without val.kwargs a seeded `fraction` of the training set is held out (and not trained on): a
+    SpecError at sweep.val.fraction for a stream (an IterableDataset), which has no fraction to hold out.
+    With them, the dataset is built again with data.kwargs updated by val.kwargs (a named split).
+    Either way `batches` batches are drawn once, with the spec's seed (a stream's first ones, in its
+    own order), and kept on the device.
     """
+    import itertools
+
     import torch
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader, IterableDataset, Subset
 
     from .build import build_collate, build_dataset
+    from .data import stream_problems
     from .engine import to_device
 
     val = spec.sweep.val
@@ -322,15 +327,18 @@ def _validation_split(spec: Spec, dataset, device):
     if val.kwargs is not None:
         held_out = build_dataset(spec.data.model_copy(update={"kwargs": {**spec.data.kwargs, **val.kwargs}}))
     else:
+        problems = stream_problems(type(dataset), shuffle=False, val_fraction=True)
+        if problems:
+            raise SpecError.at(*problems[0])
         order = torch.randperm(len(dataset), generator=gen).tolist()
         cut = max(1, int(round(val.fraction * len(dataset))))
         held_out, dataset = Subset(dataset, order[:cut]), Subset(dataset, order[cut:])
-    wanted = min(len(held_out), val.batches * spec.data.batch_size)
-    if wanted == 0:
+    if not isinstance(held_out, IterableDataset):
+        held_out = Subset(held_out, torch.randperm(len(held_out), generator=gen)[: val.batches * spec.data.batch_size].tolist())
+    loader = DataLoader(held_out, batch_size=spec.data.batch_size, collate_fn=build_collate(spec.data.collate_fn))
+    batches = [to_device(b, device) for b in itertools.islice(loader, val.batches)]
+    if not batches:
         raise RunError("sweep.val: the validation split is empty; raise sweep.val.fraction or check sweep.val.kwargs", key="sweep.val")
-    picked = Subset(held_out, torch.randperm(len(held_out), generator=gen)[:wanted].tolist())
-    collate_fn = build_collate(spec.data.collate_fn)
-    batches = [to_device(b, device) for b in DataLoader(picked, batch_size=spec.data.batch_size, collate_fn=collate_fn)]
     return dataset, batches
 
 

@@ -79,18 +79,34 @@ except SystemExit as exc:
 """
 
 
-@pytest.mark.parametrize("command", ["validate", "run"])
-def test_key_and_type_errors_exit_2_before_torch_is_imported(command, cli_write_spec):
+@pytest.mark.parametrize(("command", "torch_imported"), [("run", False), ("validate", True)])
+def test_key_and_type_errors_exit_2_and_run_stops_before_torch_is_imported(command, torch_imported, cli_write_spec):
+    # run stops at once; validate goes on to check the names that are right (torch), so it reports everything in one pass
     spec = cli_write_spec("model: {name: tiny_mlp}\nsweep:\n  num_iters: 3\n  start_lr: fast\n")
 
     proc = python("-c", NO_TORCH_PROBE, command, str(spec))
 
-    assert proc.stdout == "exit 2 torch imported: False\n"
+    assert proc.stdout == f"exit 2 torch imported: {torch_imported}\n"
     assert error_lines(proc.stderr) == [
         f"error: {spec}:4 sweep.start_lr: Input should be a valid number, unable to parse string as a number (got 'fast') "
         "(write a number such as 1.0e-4)",
         f"error: {spec}:3 sweep.num_iters: unknown key 'num_iters' (did you mean 'num_iter'?)",
     ]
+
+
+def test_validate_reports_a_key_typo_and_an_optimizer_kwarg_typo_in_one_pass(cli_write_spec):
+    spec = cli_write_spec("model: {name: tiny_mlp}\noptimizer:\n  name: SGD\n  kwargs: {momentun: 0.9}\nsweep:\n  num_iters: 3\n")
+
+    validated = python("-c", NO_TORCH_PROBE, "validate", str(spec))
+    ran = python("-c", NO_TORCH_PROBE, "run", str(spec))
+
+    assert validated.stdout == "exit 2 torch imported: True\n"
+    assert error_lines(validated.stderr) == [
+        f"error: {spec}:6 sweep.num_iters: unknown key 'num_iters' (did you mean 'num_iter'?)",
+        f"error: {spec}:4 optimizer.kwargs.momentun: SGD does not accept the argument 'momentun' (did you mean 'momentum'?)",
+    ]
+    assert ran.stdout == "exit 2 torch imported: False\n"  # run stops at the key typo, before torch loads
+    assert error_lines(ran.stderr) == [error_lines(validated.stderr)[0]]
 
 
 def test_names_are_checked_once_the_structure_is_valid(cli_write_spec):

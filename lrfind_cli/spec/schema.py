@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -47,12 +48,17 @@ class DataSpec(_Strict):
     drop_last: bool = True
 
 
+# The pydantic error type of a problem with one key below the field validated; its context's "key" names that key, so
+# the problem is reported at the key's own line (an `lr:` inside a Hydra block, not the block's first line).
+AT_KEY = "at_key"
+
+
 def _without_lr(fix: str) -> AfterValidator:
-    """Refuses optimizer kwargs with an 'lr' (the sweep sets every lr), saying `fix`."""
+    """Refuses optimizer kwargs with an 'lr' (the sweep sets every lr), saying `fix`, at the `lr` key itself."""
 
     def check(kwargs: dict[str, Any]) -> dict[str, Any]:
         if "lr" in kwargs:
-            raise ValueError(fix)
+            raise PydanticCustomError(AT_KEY, fix, {"key": "lr"})
         return kwargs
 
     return AfterValidator(check)
