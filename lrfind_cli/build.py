@@ -13,6 +13,7 @@ import torch
 
 from .data import BUILTIN_DATASETS
 from .errors import RunError, SpecError, short_message, user_frame
+from .failures import refuse_broadcasting
 from .registry import import_object, resolve_dataset, resolve_loss, resolve_model, resolve_optimizer, resolve_transform
 from .targets import parameters_of
 
@@ -263,12 +264,17 @@ def loss_parameters(loss: Callable | None, model: torch.nn.Module) -> list[torch
 
 
 def build_loss(spec) -> Callable | None:
-    """The loss callable, or None when the spec says `loss: null` (the model returns its loss)."""
+    """The loss callable, or None when the spec says `loss: null` (the model returns its loss).
+
+    An element-wise torch loss (MSELoss, ...) raises failures.OutputMisfit for an output and targets of two shapes.
+    """
     if spec is None:
         return None
     target = resolve_loss(spec.name)
     if inspect.isclass(target):
-        return call_user(target, spec.kwargs, "loss", f"building {spec.name!r}")
+        loss = call_user(target, spec.kwargs, "loss", f"building {spec.name!r}")
+        refuse_broadcasting(loss)
+        return loss
     if spec.kwargs:
         import functools
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import Interrupted, Problem, RunError, SpecError
-from .failures import training_error
+from .failures import misfits_raise, training_error
 from .plot import save_plot
 from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, Repeat, RunRecord, to_document, to_json, write_outputs
 from .searchpath import beside
@@ -83,7 +83,9 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     out_dir = output_dir(loaded)
     ctx, device = distributed.setup(spec.device)  # (None, None) unless started by torchrun
     device = device or resolve_device(spec.device)
-    with beside(loaded.path):  # the spec's import paths may name modules beside it (also imported while training)
+    # the spec's import paths may name modules beside it (also imported while training); torch's warning that a loss
+    # broadcasts the output against targets of another shape is an error
+    with beside(loaded.path), misfits_raise():
         return _run_variants(loaded, out_dir, ctx, device, on_step, on_variant, on_repeat)
 
 
