@@ -188,11 +188,14 @@ def schema() -> None:
 def compare(
     results: Annotated[list[Path], typer.Argument(help="result.json files (or directories holding one).", metavar="RESULT",
                                                   show_default=False)],
-    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="Where to write the overlaid plot.")] = Path("compare.png"),
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="FILE",  # noqa: UP045
+                                                help="Write the overlaid plot to FILE (a PNG); without it no file is written.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Overlay saved results (other specs, machines or days) in one plot and print their suggestions.
+    """Print the suggestions of saved results (other specs, machines or days) side by side; with --out, overlay their curves.
+
+    Nothing is written unless --out names the plot's file.
 
     Examples:
 
@@ -206,7 +209,8 @@ def compare(
         from .compare import compare_results
 
         output.compare(compare_results(results, out))
-        output.say(f"wrote {out}")
+        if out is not None:
+            output.say(f"wrote {out}")
 
     _guarded(output, verbose, overlay)
 
