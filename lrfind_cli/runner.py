@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Interrupted, Problem, RunError, SpecError
+from .errors import Interrupted, LrfindError, Problem, RunError, SpecError
 from .failures import misfits_raise, training_error
 from .plot import save_plot
 from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, Repeat, RunRecord, to_document, to_json, write_outputs
@@ -83,10 +84,29 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     out_dir = output_dir(loaded)
     ctx, device = distributed.setup(spec.device)  # (None, None) unless started by torchrun
     device = device or resolve_device(spec.device)
-    # the spec's import paths may name modules beside it (also imported while training); torch's warning that a loss
-    # broadcasts the output against targets of another shape is an error
-    with beside(loaded.path), misfits_raise():
+    with contextlib.ExitStack() as stack:
+        _hold(stack, out_dir, ctx)
+        # the spec's import paths may name modules beside it (also imported while training); torch's warning that a
+        # loss broadcasts the output against targets of another shape is an error
+        stack.enter_context(beside(loaded.path))
+        stack.enter_context(misfits_raise())
         return _run_variants(loaded, out_dir, ctx, device, on_step, on_variant, on_repeat)
+
+
+def _hold(stack: contextlib.ExitStack, out_dir: Path, ctx) -> None:
+    """Hold the output directory for the rest of the run (rank 0: `output_lock`); every rank learns when it is refused."""
+    from .distributed import all_finished
+    from .output_lock import output_dir_held
+
+    refused = None
+    if ctx is None or ctx.is_main:
+        try:
+            stack.enter_context(output_dir_held(out_dir))
+        except LrfindError as exc:
+            refused = exc
+    if all_finished(ctx, failed=refused is not None):
+        raise refused or SpecError.at("output.dir", f"rank 0 could not hold {str(out_dir)!r} for this run",
+                                      "see rank 0's error")
 
 
 def _run_variants(loaded: LoadedSpec, out_dir: Path, ctx, device, on_step: Callable | None, on_variant: Callable | None,
