@@ -101,6 +101,17 @@ def streams(cli_user_module, cli_write_spec):
     return write
 
 
+SHUFFLED_STREAM = ("data.shuffle: FiniteStream is an IterableDataset (a stream read in its own order, without an index), which "
+                   "a DataLoader cannot shuffle (set data.shuffle: false; a stream that should be shuffled shuffles itself, e.g. "
+                   "with a buffer)")
+
+
+def checked(cli_runner, command, spec, tmp_path):
+    """`lrfind validate SPEC` or `lrfind run SPEC --out tmp_path/out`, from tmp_path."""
+    args = [command, spec, "--out", tmp_path / "out"] if command == "run" else [command, spec]
+    return invoke(cli_runner, args, cwd=tmp_path)
+
+
 def run_json(cli_runner, spec, tmp_path, *args):
     result = invoke(cli_runner, ["run", spec, "--out", tmp_path / "out", "--json", *args], cwd=tmp_path)
     return result, (json.loads(result.stdout) if result.stdout else None)
@@ -113,13 +124,10 @@ def run_json(cli_runner, spec, tmp_path, *args):
 def test_a_stream_with_the_default_shuffle_is_a_spec_error_at_data_shuffle(command, streams, cli_runner, tmp_path):
     spec = streams()
 
-    result = invoke(cli_runner, [command, spec, "--out", tmp_path / "out"] if command == "run" else [command, spec], cwd=tmp_path)
+    result = checked(cli_runner, command, spec, tmp_path)
 
     assert result.exit_code == 2, result.stderr
-    assert error_lines(result.stderr) == [
-        f"error: {spec}:4 data.shuffle: FiniteStream is an IterableDataset (a stream read in its own order, without an index), "
-        "which a DataLoader cannot shuffle (set data.shuffle: false; a stream that should be shuffled shuffles itself, e.g. with "
-        "a buffer)"]
+    assert error_lines(result.stderr) == [f"error: {spec}:4 {SHUFFLED_STREAM}"]
     assert not (tmp_path / "out").exists()
 
 
@@ -129,7 +137,7 @@ def test_shuffle_written_true_for_a_stream_is_refused_at_its_own_line(streams, c
     result = invoke(cli_runner, ["validate", spec], cwd=tmp_path)
 
     assert result.exit_code == 2
-    assert error_lines(result.stderr)[0].startswith(f"error: {spec}:7 data.shuffle: FiniteStream is an IterableDataset")
+    assert error_lines(result.stderr) == [f"error: {spec}:7 {SHUFFLED_STREAM}"]
 
 
 @pytest.mark.parametrize("name", ["streams:FiniteStream", "streams:EndlessStream"])
@@ -149,9 +157,8 @@ def test_an_unshuffled_stream_runs_every_step_reading_new_passes_as_needed(name,
 def test_a_validation_fraction_of_a_stream_is_a_spec_error_at_sweep_val_fraction(command, streams, cli_runner, tmp_path):
     spec = streams({5: "  name: streams:EndlessStream", 6: "  batch_size: 32\n  shuffle: false"},
                    extra="  val:\n    every: 10\n    fraction: 0.1\n")
-    args = ["run", spec, "--out", tmp_path / "out"] if command == "run" else ["validate", spec]
 
-    result = invoke(cli_runner, args, cwd=tmp_path)
+    result = checked(cli_runner, command, spec, tmp_path)
 
     assert result.exit_code == 2, result.stderr
     assert error_lines(result.stderr) == [
@@ -176,14 +183,11 @@ def test_a_stream_made_by_a_function_is_refused_when_run_builds_it(streams, cli_
     # validate cannot tell what an unannotated function returns; run finds out when it builds, and says the same
     spec = streams({5: "  name: streams:stream"})
 
-    validated = invoke(cli_runner, ["validate", spec], cwd=tmp_path)
-    ran = invoke(cli_runner, ["run", spec, "--out", tmp_path / "out"], cwd=tmp_path)
+    validated, ran = (checked(cli_runner, command, spec, tmp_path) for command in ("validate", "run"))
 
     assert validated.exit_code == 0, validated.stderr
     assert ran.exit_code == 2
-    assert error_lines(ran.stderr) == ["error: data.shuffle: FiniteStream is an IterableDataset (a stream read in its own "
-                                       "order, without an index), which a DataLoader cannot shuffle (set data.shuffle: false; "
-                                       "a stream that should be shuffled shuffles itself, e.g. with a buffer)"]
+    assert error_lines(ran.stderr) == [f"error: {SHUFFLED_STREAM}"]
     assert not (tmp_path / "out").exists()
 
 
@@ -193,7 +197,7 @@ def test_a_function_annotated_to_return_a_stream_is_caught_by_validate(streams, 
     result = invoke(cli_runner, ["validate", spec], cwd=tmp_path)
 
     assert result.exit_code == 2
-    assert "data.shuffle: FiniteStream is an IterableDataset" in error_lines(result.stderr)[0]
+    assert error_lines(result.stderr) == [f"error: {spec}:4 {SHUFFLED_STREAM}"]
 
 
 # ---- parameter groups ---------------------------------------------------------------------------------------------
@@ -226,8 +230,7 @@ def test_validate_says_nothing_about_groups_of_a_model_it_cannot_build_and_run_r
     spec = streams({3: "model: {name: streams:NeedsRealTensors}", 5: "  name: streams:FiniteStream\n  shuffle: false",
                     7: "optimizer:\n  name: SGD\n  param_groups: [{params: 'head.*'}]"})
 
-    validated = invoke(cli_runner, ["validate", spec], cwd=tmp_path)
-    ran = invoke(cli_runner, ["run", spec, "--out", tmp_path / "out"], cwd=tmp_path)
+    validated, ran = (checked(cli_runner, command, spec, tmp_path) for command in ("validate", "run"))
 
     assert validated.exit_code == 0, validated.stderr
     assert ran.exit_code == 2
