@@ -1,9 +1,8 @@
 """Named by tests/test_fsdp.py's specs: an Adam that saves this rank's shards at its first step, its last and at exit.
 
 `RecordingAdam(params, record_to=DIR, **adam_kwargs)` writes DIR/rank<R>.pt when the process ends (after lrfind's
-restore): for each parameter, in the optimizer's order, the tensor this rank holds (an FSDP shard's local piece),
-whether it is a shard, and the optimizer state, as they were before the sweep's first update ("first"), before its
-last update ("last") and at exit ("exit"), and how many optimizer steps it took ("steps").
+restore): `held()` of the optimizer before the sweep's first update ("first"), before its last update ("last") and at
+exit ("exit"), and how many optimizer steps it took ("steps"). benchmarks/gpu_check.sh reads the record too.
 """
 
 from __future__ import annotations
@@ -16,7 +15,25 @@ import torch
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
-    return t.to_local() if hasattr(t, "to_local") else t
+    """A copy of the piece of `t` this rank holds: an FSDP shard's local tensor, or the tensor itself."""
+    return (t.to_local() if hasattr(t, "to_local") else t).detach().clone()
+
+
+def held(optimizer: torch.optim.Optimizer) -> dict:
+    """Copies of this rank's pieces of every parameter the optimizer updates (in its order) and of their state."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    return {
+        "params": [_local(p) for p in params],
+        "sharded": [_local(p).numel() < p.numel() for p in params],
+        "kinds": [type(p).__name__ for p in params],
+        "state": [{k: _local(v) for k, v in optimizer.state[p].items()} for p in params],
+    }
+
+
+def identical(a: dict, b: dict) -> bool:
+    """Whether two `held()` records hold the same bits: every parameter piece and every state tensor."""
+    return len(a["params"]) == len(b["params"]) and all(torch.equal(x, y) for x, y in zip(a["params"], b["params"])) and all(
+        s.keys() == t.keys() and all(torch.equal(s[k], t[k]) for k in s) for s, t in zip(a["state"], b["state"]))
 
 
 class RecordingAdam(torch.optim.Adam):
@@ -27,21 +44,11 @@ class RecordingAdam(torch.optim.Adam):
         atexit.register(self._save)
 
     def step(self, closure=None):
-        self.seen.setdefault("first", self.held())
-        self.seen["last"] = self.held()
+        self.seen.setdefault("first", held(self))
+        self.seen["last"] = held(self)
         self.seen["steps"] += 1
         return super().step(closure)
 
-    def held(self) -> dict:
-        """Copies of this rank's pieces of every parameter and of its optimizer state."""
-        params = [p for group in self.param_groups for p in group["params"]]
-        return {
-            "params": [_local(p.detach()).clone() for p in params],
-            "sharded": [_local(p).numel() < p.numel() for p in params],
-            "kinds": [type(p).__name__ for p in params],
-            "state": [{k: _local(v).clone() for k, v in self.state[p].items()} for p in params],
-        }
-
     def _save(self) -> None:
-        self.seen["exit"] = self.held()
+        self.seen["exit"] = held(self)
         torch.save(self.seen, self.record_to / f"rank{os.environ.get('RANK', '0')}.pt")

@@ -18,6 +18,7 @@ from lrfind_cli.engine.step import autocast_for
 from lrfind_cli.errors import RunError
 from lrfind_cli.models import TinyCausalLM
 from lrfind_cli.sharding import fully_shard_api, shard_model, shard_units
+from tests.fsdp_probe import held, identical
 from tests.test_cli import error_lines, invoke
 from tests.test_distributed import REPO, rank_exit_codes, torchrun
 
@@ -155,19 +156,14 @@ def test_fsdp_restore_is_bit_exact_for_shards_and_optimizer_state(one_rank_group
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(**next(iter(lm_loader())))["loss"].backward()
     optimizer.step()  # optimizer state that the sweep changes and the restore must put back
-    params = [p.to_local().clone() for p in model.parameters()]
-    state = [{k: v.to_local().clone() if hasattr(v, "to_local") else v.clone() for k, v in optimizer.state[p].items()}
-             for p in model.parameters()]
+    before = held(optimizer)
 
     result = range_test(model, optimizer, lm_loader(), None, start_lr=1e-4, end_lr=1.0, num_iter=10, smoothing=0.5,
                         snapshot=snapshot)
 
     assert result.num_steps == 10
-    assert all(torch.equal(before, p.to_local()) for before, p in zip(params, model.parameters()))
-    for before, p in zip(state, model.parameters()):
-        after = optimizer.state[p]
-        assert set(after) == set(before)
-        assert all(torch.equal(before[k], after[k].to_local() if hasattr(after[k], "to_local") else after[k]) for k in before)
+    assert set(before["kinds"]) == {"DTensor"} and all(before["state"])
+    assert identical(before, held(optimizer))
 
 
 def test_the_snapshot_of_a_shard_is_a_host_copy_of_this_ranks_piece_in_its_layout(one_rank_group):
@@ -213,9 +209,8 @@ def test_fsdp_from_the_spec_shards_every_parameter_and_restores_every_shard_bit_
     for record in ranks:
         first, last, end = record["first"], record["last"], record["exit"]
         assert set(first["kinds"]) == {"DTensor"} and all(first["sharded"])  # each rank held a piece of every parameter
-        assert any(not torch.equal(a, b) for a, b in zip(first["params"], last["params"]))  # the sweep trained them
-        assert all(torch.equal(a, b) for a, b in zip(first["params"], end["params"]))  # restored: every shard, every bit
-        assert all(state == {} for state in end["state"])  # the fresh optimizer's state, as it was
+        assert not identical(first, last)  # the sweep trained them
+        assert identical(first, end)  # restored: every shard, every bit, and the fresh optimizer's (empty) state
     assert not torch.equal(ranks[0]["first"]["params"][0], ranks[1]["first"]["params"][0])  # different pieces
 
 
@@ -267,3 +262,29 @@ def test_a_rank_that_fails_makes_every_rank_exit_with_its_code(tmp_path, raised,
     assert f"[rank 0] error: rank 1 ended first (exit {code}); this rank ends with the same code" in proc.stderr
     if code == 1:
         assert "[rank 1] error: the training step failed at step 4" in proc.stderr
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it)")
+def test_on_cuda_fsdp_shards_are_snapshotted_in_pinned_host_memory_and_restored_bit_exactly():
+    from lrfind_cli.snapshot import _to_cpu
+
+    device = torch.device("cuda", 0)
+    torch.cuda.set_device(device)
+    dist.init_process_group("nccl", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        model = shard_model(TinyCausalLM(**LM), ["TransformerEncoderLayer"], "bf16", device, world_size=1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model(**{k: v.to(device) for k, v in next(iter(lm_loader())).items()})["loss"].backward()
+        optimizer.step()
+        before = held(optimizer)
+        copy = _to_cpu(next(model.parameters()))
+        assert copy.to_local().device.type == "cpu" and copy.to_local().is_pinned()
+
+        result = range_test(model, optimizer, lm_loader(), None, start_lr=1e-4, end_lr=1.0, num_iter=10, precision="bf16")
+
+        assert result.num_steps == 10 and result.device.startswith("cuda")
+        assert identical(before, held(optimizer))
+    finally:
+        dist.destroy_process_group()
