@@ -7,6 +7,7 @@ import fnmatch
 import torch
 
 from .errors import RunError
+from .registry import did_you_mean
 
 # torch.distributed.fsdp.fully_shard (FSDP2) is public from torch 2.6 (torch 2.4-2.5 kept it under _composable).
 FSDP_TORCH = "2.6"
@@ -33,19 +34,20 @@ def shard_units(model: torch.nn.Module, patterns: list[str]) -> list[tuple[str, 
     named = [(name, module) for name, module in model.named_modules() if name]
     for i, pattern in enumerate(patterns):
         if not any(_matches(module, pattern) for _, module in named):
-            classes = sorted({type(module).__name__ for _, module in named if any(True for _ in module.parameters())})
-            from .registry import did_you_mean
-
+            classes = sorted({type(module).__name__ for _, module in named if _has_parameters(module)})
             hint = did_you_mean(pattern, classes) or f"the model's classes with parameters: {', '.join(classes) or 'none'}"
             raise RunError(f"distributed.shard.{i}: {pattern!r} matches no module class of the model; {hint}",
                            key=f"distributed.shard.{i}")
-    chosen = [(name, module) for name, module in named
-              if any(_matches(module, p) for p in patterns) and any(True for _ in module.parameters())]
+    chosen = [(name, module) for name, module in named if _has_parameters(module) and any(_matches(module, p) for p in patterns)]
     return chosen[::-1]  # named_modules() is pre-order: reversed, every child comes before its parent
 
 
 def _matches(module: torch.nn.Module, pattern: str) -> bool:
     return fnmatch.fnmatchcase(type(module).__name__.lower(), pattern.lower())
+
+
+def _has_parameters(module: torch.nn.Module) -> bool:
+    return next(module.parameters(), None) is not None
 
 
 def shard_model(model: torch.nn.Module, patterns: list[str], precision: str, device: torch.device,
