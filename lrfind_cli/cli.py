@@ -288,11 +288,16 @@ def _guarded(output: Output, verbose: bool, action) -> None:
     except typer.Exit:
         raise
     except (Exception, KeyboardInterrupt) as exc:
+        from .distributed import shared_failure
+
         end = ending(exc)
         if debug and end.traceback:
             traceback.print_exc()  # -v shows the traceback; the exit code stays the contract's
+        code, why = shared_failure(end.code)  # under torchrun: the first failing rank's code, on every rank
         output.error(end)
-        raise typer.Exit(end.code) from None
+        if why:
+            output.say(f"error: {why}")
+        raise typer.Exit(code) from None
 
 
 def _yaml_string(text: str) -> str:

@@ -83,6 +83,8 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     spec = loaded.spec
     out_dir = output_dir(loaded)
     ctx, device = distributed.setup(spec.device)  # (None, None) unless started by torchrun
+    if ctx is None:
+        _refuse_fsdp_alone(loaded)
     device = device or resolve_device(spec.device)
     with contextlib.ExitStack() as stack:
         _hold(stack, out_dir, ctx)
@@ -127,6 +129,14 @@ def _run_variants(loaded: LoadedSpec, out_dir: Path, ctx, device, on_step: Calla
             raise Interrupted(outcome=_write(loaded, runs, out_dir, ctx, interrupted=True)) from None
         runs.append(_record(overrides, result, variant, ctx))
     return _write(loaded, runs, out_dir, ctx)
+
+
+def _refuse_fsdp_alone(loaded: LoadedSpec) -> None:
+    """SpecError when a variant asks for FSDP outside torchrun: there are no ranks to shard the model across."""
+    if any(variant.distributed.strategy == "fsdp" for _, variant in loaded.variants):
+        raise SpecError(Problem("distributed.strategy", "fsdp shards the model across the processes torchrun starts, and this "
+                                "run was not started by torchrun", "run `torchrun --nproc_per_node N -m lrfind_cli run SPEC` "
+                                "(N may be 1), or set distributed.strategy: ddp"), key="distributed.strategy")
 
 
 @dataclass
@@ -198,7 +208,12 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
 
 
 def _build(spec: Spec, device, ctx) -> Built:
-    """Seed every generator with spec.seed, then build model, data, loss, optimizer and step (DDP-wrapped under torchrun)."""
+    """Seed every generator with spec.seed, then build model, data, loss, optimizer and step.
+
+    Under torchrun the model is wrapped in DDP, or with distributed.strategy fsdp sharded before the
+    optimizer is built (FSDP replaces the parameters with shards): it is built on the CPU and each rank
+    moves only its shards to the device, so a model larger than one device's memory fits.
+    """
     import numpy as np
     import torch
 
@@ -207,16 +222,23 @@ def _build(spec: Spec, device, ctx) -> Built:
     random.seed(spec.seed)
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model).to(device)
+    sharded = ctx is not None and spec.distributed.strategy == "fsdp"
+    model = build_model(spec.model)
+    if not sharded:
+        model = model.to(device)
     dataset = build_dataset(spec.data)
     val_batches = None
     if spec.sweep.val is not None:
         dataset, val_batches = _validation_split(spec, dataset, device)
     fast = _fast_paths(spec, model, device)
     loss_fn = _loss_on(build_loss(spec.loss), device)
+    if sharded:
+        from .sharding import shard_model
+
+        model = shard_model(model, spec.distributed.shard or [], spec.precision, device, ctx.world_size)
     optimizer, scales = build_optimizer(spec.optimizer, model, spec.sweep.start_lr, loss_fn)
     if ctx is not None:
-        model, loss_fn = _data_parallel(model, loss_fn, device)
+        model, loss_fn = _data_parallel(model, loss_fn, device, replicate_model=not sharded)
     step_fn = build_step(spec.step)
     val_fn = _val_fn(val_batches, loss_fn, step_fn) if val_batches is not None else None
     return Built(model, optimizer, scales, loss_fn, step_fn, dataset, build_collate(spec.data.collate_fn), val_fn, fast)
@@ -314,8 +336,11 @@ def _loss_on(loss_fn, device):
     return loss_fn.to(device) if isinstance(loss_fn, torch.nn.Module) else loss_fn
 
 
-def _data_parallel(model, loss_fn, device):
-    """The model, and a loss with trainable parameters, in DistributedDataParallel: their gradients are averaged across ranks."""
+def _data_parallel(model, loss_fn, device, replicate_model: bool = True):
+    """The model (unless sharded already), and a loss with trainable parameters, in DistributedDataParallel.
+
+    Their gradients are averaged across ranks; a loss's own parameters (a few numbers) stay replicated under FSDP too.
+    """
     from torch.nn.parallel import DistributedDataParallel
 
     from .build import loss_parameters
@@ -323,7 +348,7 @@ def _data_parallel(model, loss_fn, device):
     ids = [device.index] if device.type == "cuda" else None
     if loss_parameters(loss_fn, model):
         loss_fn = DistributedDataParallel(loss_fn, device_ids=ids)
-    return DistributedDataParallel(model, device_ids=ids), loss_fn
+    return (DistributedDataParallel(model, device_ids=ids) if replicate_model else model), loss_fn
 
 
 def _validation_split(spec: Spec, dataset, device):

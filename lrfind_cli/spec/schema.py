@@ -138,6 +138,14 @@ class OutputSpec(_Strict):
     dir: str | None = None
 
 
+class DistributedSpec(_Strict):
+    # under torchrun: ddp keeps a whole model on every rank, fsdp shards it (torch.distributed.fsdp.fully_shard)
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    # fsdp only (ddp has no units, so a grid or --set may switch strategy alone): module class names or globs
+    # ("TransformerEncoderLayer", "*Block"), each match sharded as a unit of its own, then the root; null: the root only
+    shard: list[str] | None = None
+
+
 class Spec(_Strict):
     seed: Whole = Field(0, ge=0)
     device: str = "auto"
@@ -151,6 +159,7 @@ class Spec(_Strict):
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
     suggest: SuggestSpec = Field(default_factory=SuggestSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # used under torchrun only
     # Dotted spec keys to lists of values: every combination runs as its own range test.
     grid: dict[str, list[Any]] | None = None
 
