@@ -6,12 +6,14 @@ import inspect
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .data import BUILTIN_DATASETS
-from .errors import RunError, short_message, user_frame
+from .errors import RunError, SpecError, short_message, user_frame
+from .failures import refuse_broadcasting
 from .registry import import_object, resolve_dataset, resolve_loss, resolve_model, resolve_optimizer, resolve_transform
 from .targets import parameters_of
 
@@ -192,30 +194,24 @@ def build_optimizer(spec, model: torch.nn.Module, lr: float,
     """The optimizer over the model's trainable parameters, and each param group's lr scale.
 
     Without `param_groups` there is one group. With them, each trainable parameter joins the first
-    group whose glob matches its name; the ones no glob matches form a last group of scale 1.
+    group whose glob matches its name (`assign_groups`); the ones no glob matches form a last group of scale 1.
     Frozen parameters (requires_grad=False) are left out, so they stay untouched. A `loss` module
     with trainable parameters (learned task weights, say) is trained too: its parameters form a
     group of their own, last, at scale 1, as a training script that optimizes them would.
+    Raises SpecError at `optimizer.param_groups.N.params` for a glob that matches no trainable parameter.
     """
-    import fnmatch
-
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise RunError("model: it has no trainable parameters (all have requires_grad=False)", key="model")
+    grouping = assign_groups(named, spec.param_groups or [])
+    if grouping.problems:
+        raise SpecError.at(*grouping.problems[0])
     groups, scales = [], []
-    rest = list(named)
-    for i, group in enumerate(spec.param_groups or []):
-        chosen = [(n, p) for n, p in rest if fnmatch.fnmatchcase(n, group.params)]
-        if not chosen:
-            sample = ", ".join(n for n, _ in named[:4])
-            raise RunError(f"optimizer.param_groups.{i}.params: {group.params!r} matches no trainable parameter "
-                           f"(names look like: {sample}); fix the glob")
-        taken = {id(p) for _, p in chosen}
-        rest = [(n, p) for n, p in rest if id(p) not in taken]
-        groups.append({"params": [p for _, p in chosen], "lr": lr * group.lr_scale, **group.kwargs})
+    for group, members in zip(spec.param_groups or [], grouping.members):
+        groups.append({"params": [p for _, p in members], "lr": lr * group.lr_scale, **group.kwargs})
         scales.append(group.lr_scale)
-    if rest:
-        groups.append({"params": [p for _, p in rest], "lr": lr})
+    if grouping.rest:
+        groups.append({"params": [p for _, p in grouping.rest], "lr": lr})
         scales.append(1.0)
     loss_params = loss_parameters(loss, model)
     if loss_params:
@@ -224,6 +220,34 @@ def build_optimizer(spec, model: torch.nn.Module, lr: float,
     cls = resolve_optimizer(spec.name)
     optimizer = call_user(cls, {"params": groups, "lr": lr, **spec.kwargs}, "optimizer", f"building {spec.name!r}")
     return optimizer, scales
+
+
+@dataclass
+class Grouping:
+    """Trainable (name, parameter) pairs split by the param groups' globs; `problems`: (key, what, fix) per empty group."""
+
+    members: list[list[tuple[str, torch.nn.Parameter]]]  # one list per group, in the spec's order
+    rest: list[tuple[str, torch.nn.Parameter]]  # matched by no glob: the last group, at scale 1
+    problems: list[tuple[str, str, str]]
+
+
+def assign_groups(named: list[tuple[str, torch.nn.Parameter]], groups: list) -> Grouping:
+    """Each parameter to the first ParamGroupSpec whose glob (fnmatch, case-sensitive) matches its name.
+
+    A group whose glob matches no parameter left by the groups before it is a problem at its `params` key.
+    """
+    import fnmatch
+
+    members, rest = [], list(named)
+    for group in groups:
+        chosen = [(n, p) for n, p in rest if fnmatch.fnmatchcase(n, group.params)]
+        taken = {id(p) for _, p in chosen}
+        rest = [(n, p) for n, p in rest if id(p) not in taken]
+        members.append(chosen)
+    sample = ", ".join(n for n, _ in named[:4])
+    problems = [(f"optimizer.param_groups.{i}.params", f"{group.params!r} matches no trainable parameter (names look like: {sample})",
+                 "fix the glob") for i, (group, chosen) in enumerate(zip(groups, members)) if not chosen]
+    return Grouping(members, rest, problems)
 
 
 def loss_parameters(loss: Callable | None, model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -235,12 +259,17 @@ def loss_parameters(loss: Callable | None, model: torch.nn.Module) -> list[torch
 
 
 def build_loss(spec) -> Callable | None:
-    """The loss callable, or None when the spec says `loss: null` (the model returns its loss)."""
+    """The loss callable, or None when the spec says `loss: null` (the model returns its loss).
+
+    An element-wise torch loss (MSELoss, ...) raises failures.OutputMisfit for an output and targets of two shapes.
+    """
     if spec is None:
         return None
     target = resolve_loss(spec.name)
     if inspect.isclass(target):
-        return call_user(target, spec.kwargs, "loss", f"building {spec.name!r}")
+        loss = call_user(target, spec.kwargs, "loss", f"building {spec.name!r}")
+        refuse_broadcasting(loss)
+        return loss
     if spec.kwargs:
         import functools
 

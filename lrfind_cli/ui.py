@@ -8,10 +8,30 @@ from collections import deque
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .suggest import zero_lag
+
+
+def loss_text(value: float) -> str:
+    """A loss with 4 significant digits, trailing zeros kept (1.000, 0.2431, 2.303e-05): columns read alike."""
+    return f"{value:#.4g}"
+
+
+class EtaColumn(TimeRemainingColumn):
+    """rich's time-remaining column, prefixed "eta" while the sweep runs; once it has ended it says so.
+
+    A sweep that diverges ends before its last planned step, so rich's estimate would stay frozen on
+    the last frame ("eta 0:00:30" after the run); the ended task shows "done" (every planned step) or
+    "stopped" (earlier: diverged or interrupted, as the summary line says).
+    """
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("ended"):
+            return Text("done" if task.finished else "stopped", style="progress.elapsed")
+        return Text.assemble("eta ", super().render(task))
 
 
 class LiveReporter:
@@ -29,8 +49,8 @@ class LiveReporter:
         self.started = False
         # "eta" is the time to the last step; a sweep that diverges ends sooner
         self.progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("eta"), TimeRemainingColumn(), console=console)
-        self.task = self.progress.add_task("sweep", total=num_iter)
+                                 EtaColumn(), console=console)
+        self.task = self.progress.add_task("sweep", total=num_iter, ended=False)
         # Without a terminal (CI) print every tenth step as plain text instead of redrawing.
         self.every = max(1, num_iter // 10)
         self.began = time.monotonic()  # when the current sweep's first step was reported (for the plain-text eta)
@@ -52,7 +72,10 @@ class LiveReporter:
     def __exit__(self, *exc) -> None:
         self._last_line()
         if self.live is not None:
-            if self.rows:  # the last frame shows the best over the whole sweep, read exactly
+            # the last frame stays on screen: no estimate for steps that will never run, the clock stopped
+            self.progress.stop_task(self.task)
+            self.progress.update(self.task, ended=True)
+            if self.rows:  # and the best over the whole sweep, read exactly
                 self.rows[-1] = (self.rows[-1][0], self.best.now())
             self.live.update(self._render())
             self.live.__exit__(*exc)
@@ -78,7 +101,7 @@ class LiveReporter:
         self.rows.clear()
         self.best = LowestPoint()
         self.printed = -1
-        self.progress.reset(self.task, total=self.num_iter)
+        self.progress.reset(self.task, total=self.num_iter, ended=False)
         self.header_due = self.started
         self.began = time.monotonic()
 
@@ -109,8 +132,8 @@ class LiveReporter:
         """One plain progress line (no terminal)."""
         loss, lr = self.best.now()
         self.console.print(
-            f"step {info.step:>5} ({info.step + 1}/{info.num_iter})  lr {info.lr:.3e}  loss {info.loss:.4g}  "
-            f"smoothed {info.smoothed:.4g}  best {loss:.4g} @ {lr:.3e}  eta {self._eta(info)}",
+            f"step {info.step:>5} ({info.step + 1}/{info.num_iter})  lr {info.lr:.3e}  loss {loss_text(info.loss)}  "
+            f"smoothed {loss_text(info.smoothed)}  best {loss_text(loss)} @ {lr:.3e}  eta {self._eta(info)}",
             highlight=False,
             soft_wrap=True,
         )
@@ -129,7 +152,8 @@ class LiveReporter:
         for name in ("step", "lr", "loss", "smoothed", "best"):
             table.add_column(name, justify="right")
         for info, (loss, lr) in self.rows:
-            table.add_row(str(info.step), f"{info.lr:.3e}", f"{info.loss:.4g}", f"{info.smoothed:.4g}", f"{loss:.4g} @ {lr:.2e}")
+            table.add_row(str(info.step), f"{info.lr:.3e}", loss_text(info.loss), loss_text(info.smoothed),
+                          f"{loss_text(loss)} @ {lr:.2e}")
         return Group(table, self.progress)
 
 

@@ -91,8 +91,10 @@ def test_validation_split_is_held_out_of_training(tmp_path):
     assert plain["history"]["loss"] != held["history"]["loss"]
 
 
-@pytest.fixture
-def two_results(tmp_path):
+@pytest.fixture(scope="module")
+def two_results(tmp_path_factory):
+    """Two saved results (SGD: a directory, Adam: its result.json), run once for the tests that read them."""
+    tmp_path = tmp_path_factory.mktemp("results")
     for name, optimizer in (("sgd", "SGD"), ("adam", "Adam")):
         result = run(TINY, "--set", "sweep.num_iter=20", "--set", f"optimizer.name={optimizer}", "--set", "optimizer.kwargs={}",
                      "--out", str(tmp_path / name), "-q")
@@ -111,6 +113,34 @@ def test_compare_overlays_two_saved_results_and_prints_their_suggestions(two_res
     rows = json.loads(CliRunner().invoke(app, ["compare", *map(str, two_results), "--out", str(out), "--json"]).stdout)
     saved = json.loads((two_results[0] / "result.json").read_text())
     assert rows[0]["suggested_lr"] == saved["suggested_lr"] and len(rows) == 2
+
+
+@pytest.mark.parametrize("mode", [[], ["--json"]], ids=["table", "json"])
+def test_compare_without_out_prints_the_table_and_writes_no_file(two_results, tmp_path, monkeypatch, mode):
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+
+    result = CliRunner().invoke(app, ["compare", *map(str, two_results), *mode])
+
+    assert result.exit_code == 0, result.stderr
+    assert list(here.iterdir()) == [] and "wrote" not in result.stderr
+    rows = json.loads(result.stdout) if mode else result.stdout.strip().splitlines()[1:]
+    assert len(rows) == 2
+
+
+@pytest.mark.parametrize("target", ["a directory", "one of the results being compared"])
+def test_compare_refuses_an_out_that_is_a_directory_or_one_of_its_results(two_results, tmp_path, target):
+    out = tmp_path if target == "a directory" else two_results[1]
+    before = two_results[1].read_bytes()
+
+    result = CliRunner().invoke(app, ["compare", *map(str, two_results), "--out", str(out)])
+
+    assert result.exit_code == 2
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: --out {out}: is {target} (" + ("give the path of the PNG to write, e.g. compare.png)" if target == "a directory"
+                                              else "give another path for the plot)")]
+    assert two_results[1].read_bytes() == before
 
 
 def test_compare_refuses_a_file_that_is_not_a_result(tmp_path):

@@ -15,7 +15,7 @@ from lrfind_cli import range_test
 from lrfind_cli.build import build_model, build_optimizer, load_checkpoint
 from lrfind_cli.cli import app
 from lrfind_cli.data import SyntheticImages, SyntheticSequences, SyntheticTabular
-from lrfind_cli.errors import RunError
+from lrfind_cli.errors import RunError, SpecError
 from lrfind_cli.finder import default_step
 from lrfind_cli.models import TinyCausalLM
 from lrfind_cli.registry import UnknownName, resolve_model
@@ -420,8 +420,10 @@ def test_a_param_group_glob_that_matches_no_trainable_parameter_is_an_error_that
     if frozen:
         model[1].requires_grad_(False)
 
-    with pytest.raises(RunError, match=r"optimizer\.param_groups\.0\.params: .*matches no trainable parameter.*names look like"):
+    # a spec error (exit 2), at the key the command line puts the file:line of
+    with pytest.raises(SpecError, match=r"optimizer\.param_groups\.0\.params: .*matches no trainable parameter.*names look like") as info:
         build_optimizer(OptimizerSpec(param_groups=[ParamGroupSpec(params=glob)]), model, lr=0.01)
+    assert info.value.key == "optimizer.param_groups.0.params"
 
 
 def test_a_model_with_every_parameter_frozen_is_refused():
