@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -13,6 +14,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from .suggest import Confidence, Suggestion, lowest, withheld
+from .suggest import zero_lag as zero_lag_of
 
 SCHEMA_VERSION = 1
 RESULT_JSON = "result.json"
@@ -49,16 +53,38 @@ class RangeTestResult:
     val_losses: list[float | None] | None = None  # validation loss where measured (sweep.val), else None
     schedule: str = "onecycle"  # what suggested_lr is for: a one-cycle max_lr or a constant lr
     lr_range: list[float] | None = None  # [low, high] for cyclic schedules
-    confidence: dict[str, Any] = field(default_factory=lambda: {"spread_decades": None, "flags": []})
-    schedules: dict[str, Any] = field(default_factory=dict)  # per schedule: {"suggested_lr", "lr_range"}
+    confidence: Confidence = field(default_factory=Confidence)
+    schedules: dict[str, Suggestion] = field(default_factory=dict)  # the rule's answer under each schedule
     # sweep.repeats > 1: every range test behind this result, as (loader seed, result); the curve
     # above is the first one's, the suggestions come from all of them
     repeats: list[Repeat] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the zero-lag curve the rule read, step by step from step 0 (with repeats: of their mean); None: read the losses
+    zero_lag: list[float] | None = None
+
+    @property
+    def curve(self) -> list[float | None]:
+        """The zero-lag curve the rule reads, one value per step of `lrs` (None where it has none): the one curve
+        `best`, the `minimum` method, the summary line, the live table and the plot's main line all come from."""
+        values = self.zero_lag if self.zero_lag is not None else zero_lag_of(self.lrs, self.losses)[1].tolist()
+        return [values[i] if i < len(values) else None for i in range(len(self.lrs))]
+
+    def withdrawn(self, stop_reason: str | None = None) -> RangeTestResult:
+        """This result as an interrupted run's: status interrupted, the history kept, no suggestion (every method's
+        value null, flag interrupted): a partial curve gives no answer a script could take for a finished one's."""
+        return dataclasses.replace(
+            self, status="interrupted", stop_reason=stop_reason or self.stop_reason, suggested_lr=None, lr_range=None,
+            suggestions=dict.fromkeys(self.suggestions), schedules={k: Suggestion(None, None, k) for k in self.schedules},
+            confidence=withheld(self.confidence.repeats), extra=dict(self.extra))
 
     @property
     def num_steps(self) -> int:
         return len(self.lrs)
+
+    @property
+    def extended_steps(self) -> int:
+        """Steps past end_lr: a loss that had not diverged by then was followed further (`engine.sweep.goes_on`)."""
+        return max(0, self.num_steps - self.num_iter)
 
     @property
     def history(self) -> dict[str, list]:
@@ -71,6 +97,7 @@ class RangeTestResult:
         }
         if self.val_losses is not None:
             history["val_loss"] = list(self.val_losses)
+        history["zero_lag"] = self.curve
         return history
 
     @property
@@ -82,12 +109,9 @@ class RangeTestResult:
 
     @property
     def best(self) -> dict[str, float | None]:
-        """The lowest finite smoothed loss and the lr where it occurred."""
-        finite = [(s, lr) for s, lr in zip(self.smoothed, self.lrs) if math.isfinite(s)]
-        if not finite:
-            return {"lr": None, "loss": None}
-        loss, lr = min(finite)
-        return {"lr": lr, "loss": loss}
+        """The lowest point of the zero-lag curve the rule reads (`curve`): its lr and loss (None, None without one)."""
+        found = lowest(self.lrs, self.curve)
+        return {"lr": None, "loss": None} if found is None else {"lr": found[0], "loss": found[1]}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> RangeTestResult:
@@ -108,8 +132,9 @@ class RangeTestResult:
             duration_s=doc.get("duration_s") or 0.0, start_lr=sweep.get("start_lr", lrs[0] if lrs else math.nan),
             end_lr=sweep.get("end_lr", lrs[-1] if lrs else math.nan), num_iter=sweep.get("num_iter", len(lrs)),
             mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"), schedule=doc.get("schedule", "onecycle"),
-            lr_range=doc.get("lr_range"), confidence=doc.get("confidence") or {"spread_decades": None, "flags": []},
-            schedules=doc.get("schedules") or {}, group_scales=scales,
+            lr_range=doc.get("lr_range"), confidence=Confidence.from_json(doc.get("confidence")),
+            schedules={name: Suggestion.from_json(name, entry) for name, entry in (doc.get("schedules") or {}).items()},
+            group_scales=scales, zero_lag=_prefix(history.get("zero_lag")),
             repeats=[Repeat(entry.get("seed", i), cls.from_dict({**entry, "sweep": sweep}))
                      for i, entry in enumerate(doc.get("repeats") or [])],
         )
@@ -128,25 +153,26 @@ class RangeTestResult:
             "suggestions": dict(self.suggestions),
             "schedule": self.schedule,
             "lr_range": self.lr_range,
-            "confidence": self.confidence,
-            "schedules": self.schedules,
+            "confidence": self.confidence.to_json(),
+            "schedules": {name: answer.to_json() for name, answer in self.schedules.items()},
             "suggested_group_lrs": self.suggested_group_lrs,
             "best": self.best,
             "num_steps": self.num_steps,
             "stop_reason": self.stop_reason,
             "device": self.device,
             "duration_s": round(self.duration_s, 3),
-            "sweep": {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_iter": self.num_iter, "mode": self.mode},
+            "sweep": {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_iter": self.num_iter, "mode": self.mode,
+                      "extended_steps": self.extended_steps},
             "history": self.history,
         }
         return doc if keys is None else {k: doc[k] for k in keys}
 
 
 # What each run of a grid, and each repeat of a run, shows of its result in result.json.
-RUN_KEYS = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "confidence", "best", "num_steps",
+RUN_KEYS = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "confidence", "best", "num_steps", "sweep",
             "stop_reason", "history")
-REPEAT_KEYS = ("status", "suggested_lr", "suggestions", "lr_range", "best", "num_steps", "stop_reason", "history")
-BEST_RUN_CRITERION = "lowest minimum of the smoothed training loss among runs with a suggestion"
+REPEAT_KEYS = ("status", "suggested_lr", "suggestions", "lr_range", "best", "num_steps", "stop_reason", "sweep", "history")
+BEST_RUN_CRITERION = "lowest minimum of the zero-lag training loss (the curve the rule reads) among runs with a suggestion"
 
 
 @dataclass
@@ -175,13 +201,13 @@ def to_document(runs: list[RunRecord], best: int, spec: dict | None = None, *, g
                 interrupted: str | None = None) -> dict[str, Any]:
     """result.json, the one place it is built: the best run's fields on top; with a grid, every run and which is on top.
 
-    `interrupted` (an interrupted grid) replaces the top-level stop reason and makes the status "interrupted".
+    `interrupted` (an interrupted grid) replaces the top-level stop reason, makes the status "interrupted" and
+    withdraws the top-level suggestion (`RangeTestResult.withdrawn`); each run keeps its own.
     Non-finite numbers become null.
     """
     top = runs[best]
-    doc = {**top.result.fields(), "spec": spec, "versions": versions(), **top.result.extra, **top.scale, **_repeats(top.result)}
-    if interrupted is not None:
-        doc["status"], doc["stop_reason"] = "interrupted", interrupted
+    shown = top.result.withdrawn(interrupted) if interrupted is not None else top.result
+    doc = {**shown.fields(), "spec": spec, "versions": versions(), **top.result.extra, **top.scale, **_repeats(top.result)}
     if grid:
         doc["best_run"] = {"index": best, "overrides": top.overrides, "criterion": BEST_RUN_CRITERION}
         doc["runs"] = [run.entry() for run in runs]
@@ -193,6 +219,14 @@ def _repeats(result: RangeTestResult) -> dict[str, Any]:
     if not result.repeats:
         return {}
     return {"repeats": [{"seed": seed, **r.fields(REPEAT_KEYS)} for seed, r in result.repeats]}
+
+
+def _prefix(values: list | None) -> list[float] | None:
+    """A saved curve up to its first null (None when the file has none: older files, read again from the losses)."""
+    if values is None:
+        return None
+    end = values.index(None) if None in values else len(values)
+    return [float(v) for v in values[:end]]
 
 
 def versions() -> dict[str, str]:

@@ -6,6 +6,7 @@ import copy
 import os
 import random
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,11 +126,20 @@ class Snapshot:
 
 def _to_cpu(t: torch.Tensor) -> torch.Tensor:
     t = t.detach()
+    if _is_dtensor(t):
+        # An FSDP shard: DTensor's own copy moves only this rank's piece to host memory (pinned, from CUDA) and keeps
+        # its layout, which restore's copy_ and the optimizer's load_state_dict need. (DTensor.from_local would move it back.)
+        return t.to("cpu", non_blocking=True, copy=True)
     if t.device.type == "cuda":
         out = torch.empty(t.shape, dtype=t.dtype, device="cpu", pin_memory=True)
         out.copy_(t, non_blocking=True)
         return out
     return t.to("cpu", copy=True)
+
+
+def _is_dtensor(t: torch.Tensor) -> bool:
+    dtensors = sys.modules.get("torch.distributed.tensor")  # imported by whoever made a DTensor; not imported here
+    return dtensors is not None and isinstance(t, dtensors.DTensor)
 
 
 def _map_tensors(obj: Any, fn) -> Any:

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
+
+from .suggest import zero_lag
+
+
+def loss_text(value: float) -> str:
+    """A loss with 4 significant digits, trailing zeros kept (1.000, 0.2431, 2.303e-05): columns read alike."""
+    return f"{value:#.4g}"
+
+
+class EtaColumn(TimeRemainingColumn):
+    """rich's time-remaining column, prefixed "eta" while the sweep runs; once it has ended it says so.
+
+    A sweep that diverges ends before its last planned step, so rich's estimate would stay frozen on
+    the last frame ("eta 0:00:30" after the run); the ended task shows "done" (every planned step) or
+    "stopped" (earlier: diverged or interrupted, as the summary line says).
+    """
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("ended"):
+            return Text("done" if task.finished else "stopped", style="progress.elapsed")
+        return Text.assemble("eta ", super().render(task))
 
 
 class LiveReporter:
@@ -26,11 +49,13 @@ class LiveReporter:
         self.started = False
         # "eta" is the time to the last step; a sweep that diverges ends sooner
         self.progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("eta"), TimeRemainingColumn(), console=console)
-        self.task = self.progress.add_task("sweep", total=num_iter)
+                                 EtaColumn(), console=console)
+        self.task = self.progress.add_task("sweep", total=num_iter, ended=False)
         # Without a terminal (CI) print every tenth step as plain text instead of redrawing.
         self.every = max(1, num_iter // 10)
         self.began = time.monotonic()  # when the current sweep's first step was reported (for the plain-text eta)
+        self.best = LowestPoint()
+        self.printed = -1  # the step of the last plain line
 
     def __enter__(self) -> LiveReporter:
         return self
@@ -45,7 +70,13 @@ class LiveReporter:
             self.console.print(f"{self.title}: {self.num_iter} steps", highlight=False, soft_wrap=True)
 
     def __exit__(self, *exc) -> None:
+        self._last_line()
         if self.live is not None:
+            # the last frame stays on screen: no estimate for steps that will never run, the clock stopped
+            self.progress.stop_task(self.task)
+            self.progress.update(self.task, ended=True)
+            if self.rows:  # and the best over the whole sweep, read exactly
+                self.rows[-1] = (self.rows[-1][0], self.best.now())
             self.live.update(self._render())
             self.live.__exit__(*exc)
             self.live = None
@@ -65,9 +96,12 @@ class LiveReporter:
 
     def _restart(self, title: str) -> None:
         """A new sweep: its title, empty rows, progress from zero; in plain text its header comes with its first step."""
+        self._last_line()
         self.title = title
         self.rows.clear()
-        self.progress.reset(self.task, total=self.num_iter)
+        self.best = LowestPoint()
+        self.printed = -1
+        self.progress.reset(self.task, total=self.num_iter, ended=False)
         self.header_due = self.started
         self.began = time.monotonic()
 
@@ -81,17 +115,29 @@ class LiveReporter:
             self.console.print("", highlight=False)
             self.console.print(f"{self.title}: {self.num_iter} steps", highlight=False, soft_wrap=True)
         self.header_due = False
-        self.rows.append(info)
-        self.progress.update(self.task, completed=info.step + 1)
+        self.best.add(info.lr, info.loss)
+        self.rows.append((info, self.best.recent() if self.live is not None else self.best.found))
+        self.progress.update(self.task, completed=info.step + 1, total=max(info.num_iter, self.num_iter))
         if self.live is not None:
             self.live.update(self._render())
         elif info.step % self.every == 0 or info.step + 1 == info.num_iter:
-            self.console.print(
-                f"step {info.step:>5} ({info.step + 1}/{info.num_iter})  lr {info.lr:.3e}  loss {info.loss:.4g}  "
-                f"smoothed {info.smoothed:.4g}  best {info.best_loss:.4g} @ {info.best_lr:.3e}  eta {self._eta(info)}",
-                highlight=False,
-                soft_wrap=True,
-            )
+            self._line(info)
+
+    def _last_line(self) -> None:
+        """Plain text: the line of the step the sweep ended at, whichever it was (a stop, or past end_lr)."""
+        if self.live is None and self.rows and self.rows[-1][0].step != self.printed:
+            self._line(self.rows[-1][0])
+
+    def _line(self, info) -> None:
+        """One plain progress line (no terminal)."""
+        loss, lr = self.best.now()
+        self.console.print(
+            f"step {info.step:>5} ({info.step + 1}/{info.num_iter})  lr {info.lr:.3e}  loss {loss_text(info.loss)}  "
+            f"smoothed {loss_text(info.smoothed)}  best {loss_text(loss)} @ {lr:.3e}  eta {self._eta(info)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        self.printed = info.step
 
     def _eta(self, info) -> str:
         """H:MM:SS to the last step at the mean pace since step 0 (rich's bar shows the same in a terminal)."""
@@ -105,7 +151,45 @@ class LiveReporter:
         table = Table(title=self.title, title_justify="left", expand=False)
         for name in ("step", "lr", "loss", "smoothed", "best"):
             table.add_column(name, justify="right")
-        for info in self.rows:
-            table.add_row(str(info.step), f"{info.lr:.3e}", f"{info.loss:.4g}", f"{info.smoothed:.4g}",
-                          f"{info.best_loss:.4g} @ {info.best_lr:.2e}")
+        for info, (loss, lr) in self.rows:
+            table.add_row(str(info.step), f"{info.lr:.3e}", loss_text(info.loss), loss_text(info.smoothed),
+                          f"{loss_text(loss)} @ {lr:.2e}")
         return Group(table, self.progress)
+
+
+class LowestPoint:
+    """The lowest point so far of the zero-lag curve the rule reads (`suggest.zero_lag` of the raw losses): the
+    live table's "best", from the same curve as result.json's `best` and the plot's main line.
+
+    Reading the whole curve costs O(steps), so a terminal redrawn at every step reads it again only once
+    COST_SHARE of the time since the last reading has passed (`recent`: every step of a short sweep, a few
+    times a second of a long one); `now` reads it exactly (the plain lines, the last frame).
+    """
+
+    COST_SHARE = 10  # at most a tenth of the sweep's time goes into re-reading the curve
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self.found = (math.nan, math.nan)
+        self.read_at = -math.inf
+        self.cost = 0.0
+
+    def add(self, lr: float, loss: float) -> None:
+        self.lrs.append(lr)
+        self.losses.append(loss)
+
+    def now(self) -> tuple[float, float]:
+        """(loss, lr) at the zero-lag curve's lowest point, read over every step so far (nan, nan before a finite loss)."""
+        began = time.monotonic()
+        x, z = zero_lag(self.lrs, self.losses)
+        if len(z):
+            i = int(z.argmin())
+            self.found = (float(z[i]), float(x[i]))
+        self.read_at = time.monotonic()
+        self.cost = self.read_at - began
+        return self.found
+
+    def recent(self) -> tuple[float, float]:
+        """`now`, or what it last found while re-reading would cost more than a COST_SHARE-th of the time since."""
+        return self.now() if time.monotonic() - self.read_at >= self.COST_SHARE * self.cost else self.found

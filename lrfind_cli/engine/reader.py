@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .config import CPU_READ_SECONDS, SweepConfig
@@ -117,6 +118,12 @@ class LossReader:
         self.done = 0  # steps whose loss is in the buffer
         self.stop: Stop | None = None
         self.last_read = time.perf_counter()
+
+    def extend(self, lrs) -> None:
+        """Plan more steps after the last planned one (the sweep going on past end_lr): their lrs, and room for their losses."""
+        self.planned = np.concatenate([self.planned, np.asarray(lrs, dtype=float)])
+        more = torch.full((self.buffer.shape[0], len(lrs)), math.nan, dtype=self.buffer.dtype, device=self.buffer.device)
+        self.buffer = torch.cat([self.buffer, more], dim=1)
 
     def put(self, step: int, loss: torch.Tensor) -> None:
         """The training loss of `step` (no host sync); from here on an interrupt keeps this step."""
