@@ -20,7 +20,6 @@ torch.manual_seed(seed), on batches drawn with seed + 104729.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -31,6 +30,7 @@ import torch
 
 from lrfind_cli import range_test
 
+from .store import JsonStore, lr_key
 from .tasks import BY_NAME, Task
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -111,17 +111,9 @@ def range_curve(task: Task, seed: int) -> dict:
     return {"lrs": result.lrs, "losses": clean, "smoothed": smooth, "status": result.status}
 
 
-def path_of(name: str) -> str:
-    return os.path.join(STORE, f"{name}.json")
-
-
-def load(name: str) -> dict | None:
-    """The stored ground truth of a task, or None when there is none."""
-    path = path_of(name)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+_STORE = JsonStore(STORE)
+path_of = _STORE.path_of
+load = _STORE.load  # the stored ground truth of a task, or None when there is none
 
 
 def empty(task: Task) -> dict:
@@ -132,13 +124,7 @@ def empty(task: Task) -> dict:
 
 
 def save(gt: dict) -> None:
-    os.makedirs(STORE, exist_ok=True)
-    path = path_of(gt["task"])
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(gt, f, indent=None, separators=(",", ":"))
-        f.write("\n")
-    os.replace(tmp, path)
+    _STORE.save(gt["task"], gt)
 
 
 def _job(args):
@@ -167,10 +153,6 @@ def _run(jobs: list[tuple], processes: int, on_result=None, every: int = 8) -> l
             if on_result is not None and len(out) % every == 0:
                 on_result(out)
     return out
-
-
-def lr_key(lr: float) -> str:
-    return f"{lr:.6g}"
 
 
 def grid_median(gt: dict, protocol: str) -> tuple[np.ndarray, np.ndarray]:

@@ -45,6 +45,7 @@ from .batched import ARM_SCHEDULES, Arm, train_arms
 from .fresh_tasks import FRESH_TASKS
 from .ground_truth import RT_END, RT_ITERS, RT_SEEDS, RT_START
 from .ground_truth import batches as index_batches
+from .store import JsonStore, lr_key
 from .tasks import BY_NAME, Task
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -119,30 +120,13 @@ def key(task: Task) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def lr_key(lr: float) -> str:
-    return f"{lr:.6g}"
-
-
-def path_of(name: str) -> str:
-    return os.path.join(STORE, f"{name}.json")
-
-
-def load(name: str) -> dict | None:
-    path = path_of(name)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+_STORE = JsonStore(STORE)
+path_of = _STORE.path_of
+load = _STORE.load  # a task's stored horizon ground truth, or None
 
 
 def save(gt: dict) -> None:
-    os.makedirs(STORE, exist_ok=True)
-    path = path_of(gt["task"])
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(gt, f, separators=(",", ":"))
-        f.write("\n")
-    os.replace(tmp, path)
+    _STORE.save(gt["task"], gt)
 
 
 def empty(task: Task) -> dict:
@@ -291,13 +275,15 @@ def range_curve(task: Task, seed: int) -> dict:
 def compute_curves(task: Task, log=sys.stderr) -> dict:
     """The range-test curves of RT_SEEDS, recorded with the lrfind version that made them (recomputed when it changes)."""
     from lrfind_cli import __version__
+    from lrfind_cli.engine.config import EXTEND_DECADES
 
     gt = load(task.name)
     if gt is None:
         raise RuntimeError(f"{task.name}: compute the grid first")
     started = time.perf_counter()
     gt["curves"] = {str(s): range_curve(task, s) for s in RT_SEEDS}
-    gt["curves_by"] = {"lrfind": __version__, "start_lr": RT_START, "end_lr": RT_END, "num_iter": RT_ITERS}
+    gt["curves_by"] = {"lrfind": __version__, "start_lr": RT_START, "end_lr": RT_END, "num_iter": RT_ITERS,
+                       "extend_decades": EXTEND_DECADES}
     gt["seconds"] += time.perf_counter() - started
     save(gt)
     print(f"  {task.name}: curves done", file=log, flush=True)

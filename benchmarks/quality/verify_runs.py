@@ -15,7 +15,6 @@ truth: a new rule trains only the candidates not seen before.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import sys
@@ -30,6 +29,7 @@ from . import ground_truth
 from .ground_truth import PROTOCOLS, RT_SEEDS, batches, lr_key, task_data
 from .methods import Rule
 from .score import curve, regret, summarise
+from .store import JsonStore
 from .tasks import BY_NAME
 
 STORE = os.path.join(os.path.dirname(ground_truth.STORE), "verify_runs")
@@ -43,27 +43,18 @@ def num_steps(task_steps: int) -> int:
     return max(10, task_steps // 4)
 
 
-def _path(name: str) -> str:
-    return os.path.join(STORE, f"{name}.json")
+_STORE = JsonStore(STORE, sort_keys=True)
 
 
 def load_runs(name: str, key: str) -> dict:
-    path = _path(name)
-    if os.path.exists(path):
-        with open(path) as f:
-            runs = json.load(f)
-        if runs.get("key") == key:
-            return runs
+    runs = _STORE.load(name)
+    if runs is not None and runs.get("key") == key:
+        return runs
     return {"task": name, "key": key, "runs": {}}
 
 
 def save_runs(runs: dict) -> None:
-    os.makedirs(STORE, exist_ok=True)
-    path = _path(runs["task"])
-    with open(path + ".tmp", "w") as f:
-        json.dump(runs, f, sort_keys=True)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+    _STORE.save(runs["task"], runs)
 
 
 def _run_key(seed: int, schedule: str, steps: int) -> str:
