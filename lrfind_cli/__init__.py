@@ -8,10 +8,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["range_test", "RangeTestResult", "RangeTestInterrupted", "StepInfo", "load_spec", "lr_schedule", "__version__"]
+__all__ = ["range_test", "RangeTestResult", "RangeTestInterrupted", "StepInfo", "TrainPlan", "load_spec", "lr_schedule",
+           "__version__"]
 
 if TYPE_CHECKING:
     from .engine import RangeTestInterrupted, StepInfo, lr_schedule, range_test
+    from .plan import TrainPlan
     from .results import RangeTestResult
     from .spec import load_spec
 
@@ -21,6 +23,7 @@ _LAZY = {
     "StepInfo": "engine",
     "lr_schedule": "engine",
     "RangeTestResult": "results",
+    "TrainPlan": "plan",
     "load_spec": "spec",
 }
 

@@ -138,10 +138,18 @@ class Output:
 def human_summary(outcome) -> str:
     """The summary `lrfind run` prints on stdout: the suggestion, every method, repeats, the grid and where the files are."""
     from .suggest import SCHEDULE_NAMES, listed
+    from .summary import cycling_note, training_text
 
     result = outcome.result
     shown = "none" if result.suggested_lr is None else format(result.suggested_lr, ".4g")
     lines = [f"suggested_lr: {shown} ({SCHEDULE_NAMES.get(result.method, result.method)})"]
+    if result.train and result.method != "finetune":
+        moves = result.schedules.get(result.schedule)
+        per = "" if moves is None or moves.per_decade is None else f"; {moves.per_decade:+.2g} decades per decade of length"
+        lines.append(f"for: {training_text(result.train)}{per}")
+    note = cycling_note(result)
+    if note:
+        lines.append(f"note: {note}")
     if result.lr_range:
         lines.append(f"lr_range: {result.lr_range[0]:.4g} .. {result.lr_range[1]:.4g} (base_lr .. max_lr for a cyclic schedule)")
     lines += [f"  {name:<9} {'-' if lr is None else format(lr, '.4g')}" for name, lr in listed(result.suggestions).items()]

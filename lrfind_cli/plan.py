@@ -14,18 +14,22 @@ the matching PyTorch scheduler sets, read off the scheduler itself so they canno
               (warm-up-stable-decay: Hu et al. 2024, arXiv 2404.06395; Hagele et al. 2024, arXiv 2405.18392)
     constant  the lr at every step
 
-Only numpy and torch; nothing here prints.
+Only numpy (torch where a scheduler is stepped); nothing here prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a scheduler is made, so the plan itself stays light (suggest reads it)
+    import torch
 
 SCHEDULES = ("onecycle", "cosine", "constant", "wsd")
 # OneCycleLR's defaults (torch.optim.lr_scheduler.OneCycleLR): pct_start 0.3, momentum 0.85 .. 0.95
@@ -49,7 +53,7 @@ class TrainPlan:
     cooldown        wsd only: the share of the run spent decaying (0 < cooldown <= 1); None: COOLDOWN
     cycle_momentum  onecycle only: OneCycleLR's cycle_momentum (True, PyTorch's default, writes momentum or beta1
                     0.95 -> 0.85 -> 0.95 into the optimizer, including SGD and RMSprop set up without momentum)
-    passes          passes over the training data the run makes (steps x global batch / dataset size); None when
+    steps_per_pass  optimizer steps in one pass over the training data (dataset size / global batch); None when
                     the dataset has no length (a stream: every batch is new data)
     """
 
@@ -58,7 +62,7 @@ class TrainPlan:
     warmup: float | None = None
     cooldown: float | None = None
     cycle_momentum: bool = True
-    passes: float | None = None
+    steps_per_pass: float | None = None
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -69,8 +73,15 @@ class TrainPlan:
             raise ValueError(f"warmup must be a share in [0, 1) or a number of steps >= 1, got {self.warmup}")
         if self.cooldown is not None and not 0 < self.cooldown <= 1:
             raise ValueError(f"cooldown must be a share in (0, 1], got {self.cooldown}")
-        if self.passes is not None and not (self.passes > 0 and math.isfinite(self.passes)):
-            raise ValueError(f"passes must be a positive number, got {self.passes}")
+        if self.steps_per_pass is not None and not (self.steps_per_pass > 0 and math.isfinite(self.steps_per_pass)):
+            raise ValueError(f"steps_per_pass must be a positive number, got {self.steps_per_pass}")
+
+    @property
+    def passes(self) -> float | None:
+        """Passes over the training data the run makes (None without a length or for a stream)."""
+        if self.steps is None or self.steps_per_pass is None:
+            return None
+        return self.steps / self.steps_per_pass
 
     def warmup_steps(self, steps: int) -> int:
         """The warm-up of a `steps`-step run in steps (0 for constant)."""
@@ -79,6 +90,19 @@ class TrainPlan:
     def cycles_momentum(self, optimizer_defaults: dict) -> bool:
         """Whether this plan's scheduler writes momentum or beta1 into an optimizer with these defaults."""
         return self.schedule == "onecycle" and self.cycle_momentum and ("momentum" in optimizer_defaults or "betas" in optimizer_defaults)
+
+
+def momentum_free(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether the optimizer has a momentum setting that every param group holds at 0 (SGD, RMSprop set up without
+    momentum): OneCycleLR with cycle_momentum writes 0.95 -> 0.85 -> 0.95 into it, a training the sweep did not run."""
+    return "momentum" in optimizer.defaults and all(not group.get("momentum") for group in optimizer.param_groups)
+
+
+def with_length(plan: TrainPlan, steps_per_pass: float | None) -> TrainPlan:
+    """The plan with `steps_per_pass` filled in where it has none (the loader's batches per pass over the accumulation)."""
+    if plan.steps_per_pass is not None or steps_per_pass is None:
+        return plan
+    return dataclasses.replace(plan, steps_per_pass=float(steps_per_pass))
 
 
 def warmup_steps(schedule: str, steps: int, warmup: float | None) -> int:
@@ -115,6 +139,8 @@ def scheduler(optimizer: torch.optim.Optimizer, plan: TrainPlan, max_lr: float |
     OneCycleLR itself; for cosine and wsd a LambdaLR over `lr_factors` (so the optimizer's groups must
     hold their peak lr: this function sets it); for constant a LambdaLR of 1.
     """
+    import torch
+
     n = _length(plan, steps)
     peaks = list(max_lr) if isinstance(max_lr, (list, tuple)) else [float(max_lr)] * len(optimizer.param_groups)
     if plan.schedule == "onecycle":
@@ -169,15 +195,23 @@ def _curves(schedule: str, steps: int, warmup: float | None, cooldown: float | N
         warm = warmup_steps(schedule, steps, warmup)
         decay = max(1, int(round((cooldown if cooldown is not None else COOLDOWN) * steps)))
         fn = (lambda i: cosine_factor(i, warm, steps)) if schedule == "cosine" else (lambda i: wsd_factor(i, warm, decay, steps))
-        return _read(lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, fn), steps, momentum=False)
-    return _read(lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=steps,
+        return _read(lambda opt: _torch().optim.lr_scheduler.LambdaLR(opt, fn), steps, momentum=False)
+    return _read(lambda opt: _torch().optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=steps,
                                                                  pct_start=_pct_start(warmup, steps),
                                                                  cycle_momentum=cycle_momentum),
                  steps, momentum=cycle_momentum)
 
 
+def _torch():
+    import torch
+
+    return torch
+
+
 def _read(make, steps: int, momentum: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Step a throwaway SGD (lr 1, momentum 0.9) under `make(optimizer)` and record lr and momentum at each step."""
+    import torch
+
     weight = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([weight], lr=1.0, momentum=0.9)
     sched = make(opt)

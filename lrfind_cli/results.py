@@ -61,6 +61,8 @@ class RangeTestResult:
     extra: dict[str, Any] = field(default_factory=dict)
     # the zero-lag curve the rule read, step by step from step 0 (with repeats: of their mean); None: read the losses
     zero_lag: list[float] | None = None
+    # the training the answers are for, as the rule used it (suggest.summary.training); empty when unknown
+    train: dict[str, Any] = field(default_factory=dict)
 
     @property
     def curve(self) -> list[float | None]:
@@ -134,7 +136,7 @@ class RangeTestResult:
             mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"), schedule=doc.get("schedule", "onecycle"),
             lr_range=doc.get("lr_range"), confidence=Confidence.from_json(doc.get("confidence")),
             schedules={name: Suggestion.from_json(name, entry) for name, entry in (doc.get("schedules") or {}).items()},
-            group_scales=scales, zero_lag=_prefix(history.get("zero_lag")),
+            group_scales=scales, zero_lag=_prefix(history.get("zero_lag")), train=doc.get("train") or {},
             repeats=[Repeat(entry.get("seed", i), cls.from_dict({**entry, "sweep": sweep}))
                      for i, entry in enumerate(doc.get("repeats") or [])],
         )
@@ -155,6 +157,7 @@ class RangeTestResult:
             "lr_range": self.lr_range,
             "confidence": self.confidence.to_json(),
             "schedules": {name: answer.to_json() for name, answer in self.schedules.items()},
+            "train": dict(self.train),
             "suggested_group_lrs": self.suggested_group_lrs,
             "best": self.best,
             "num_steps": self.num_steps,
@@ -169,8 +172,8 @@ class RangeTestResult:
 
 
 # What each run of a grid, and each repeat of a run, shows of its result in result.json.
-RUN_KEYS = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "confidence", "best", "num_steps", "sweep",
-            "stop_reason", "history")
+RUN_KEYS = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "train", "confidence", "best", "num_steps",
+            "sweep", "stop_reason", "history")
 REPEAT_KEYS = ("status", "suggested_lr", "suggestions", "lr_range", "best", "num_steps", "stop_reason", "sweep", "history")
 BEST_RUN_CRITERION = "lowest minimum of the zero-lag training loss (the curve the rule reads) among runs with a suggestion"
 

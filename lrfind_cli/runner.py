@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import os
 import random
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from .spec import LoadedSpec, Spec, variant_label
 
 if TYPE_CHECKING:
     from .engine import SweepConfig
+    from .plan import TrainPlan
 
 OUTPUT_FILES = (RESULT_JSON, HISTORY_CSV, PLOT_PNG)  # the only files a run writes
 
@@ -163,10 +166,39 @@ def sweep_config(spec: Spec) -> SweepConfig:
         start_lr=sweep.start_lr, end_lr=sweep.end_lr, num_iter=sweep.num_iter, mode=sweep.mode, smoothing=sweep.smoothing,
         diverge_threshold=sweep.diverge_threshold, accumulation_steps=sweep.accumulation_steps,
         max_grad_norm=sweep.clip_grad_norm, max_grad_value=sweep.clip_grad_value, train_mode=sweep.train_mode,
-        precision=spec.precision, snapshot=sweep.snapshot, suggest_method=spec.suggest.method, schedule=spec.suggest.schedule,
+        precision=spec.precision, snapshot=sweep.snapshot, suggest_method=spec.suggest.method, schedule=spec.schedule,
         sync_every=spec.performance.sync_every, val_every=sweep.val.every if sweep.val else 10,
         warm_start=starts_trained(spec.model),
     )
+
+
+def train_plan(spec: Spec, built: Built, ctx) -> TrainPlan:
+    """The training the answer is for (spec.train), its epochs turned into steps with the data's length.
+
+    One pass is the dataset's samples over the global batch (per-rank batch x ranks x accumulation), counted as
+    the loader counts them; a dataset without a length (a stream) has no passes, and `train.epochs` is then a
+    SpecError (give train.steps).
+    """
+    from .plan import TrainPlan
+
+    train, data = spec.train, spec.data
+    try:
+        size = len(built.dataset)
+    except TypeError:
+        size = None
+    world = ctx.world_size if ctx is not None else 1
+    per_pass = None
+    if size:
+        batches = size // world // data.batch_size if data.drop_last else -(-(size // world) // data.batch_size)
+        per_pass = max(batches, 1) / spec.sweep.accumulation_steps
+    steps = train.steps
+    if train.epochs is not None:
+        if per_pass is None:
+            raise SpecError.at("train.epochs", f"data {spec.data.name!r} has no length (a stream), so epochs give no number "
+                               "of steps", "give train.steps instead")
+        steps = max(1, math.ceil(train.epochs * per_pass))
+    return TrainPlan(spec.schedule, steps=steps, warmup=train.warmup, cooldown=train.cooldown,
+                     cycle_momentum=train.cycle_momentum, steps_per_pass=per_pass)
 
 
 def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callable | None = None) -> RangeTestResult:
@@ -179,18 +211,18 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
     from .engine import TrainingFailed, check_arguments, run_sweep
 
     built = _build(spec, device, ctx)
-    config = sweep_config(spec)
+    config = dataclasses.replace(sweep_config(spec), plan=train_plan(spec, built, ctx))
     check_arguments(built.model, built.optimizer, built.dataset, built.loss_fn, step_fn=built.step_fn)
     runs: list[Repeat] = []
     for repeat in range(spec.sweep.repeats):
         seed = spec.seed + repeat
-        loader = _repeat_loader(spec, built, device, ctx, repeat, runs, on_repeat)
+        loader = _repeat_loader(spec, built, config, device, ctx, repeat, runs, on_repeat)
         try:
             result = run_sweep(built.model, built.optimizer, loader, built.loss_fn, config, step_fn=built.step_fn,
                                on_step=on_step, val_fn=built.val_fn, group_scales=built.scales)
         except Interrupted as stop:
             runs.append(Repeat(seed, stop.result))
-            stop.result = _combined(spec, runs, built)
+            stop.result = _combined(spec, runs, built, config)
             raise
         except TrainingFailed as failed:
             raise training_error(failed.__cause__, failed.step, spec, device) from failed.__cause__
@@ -200,9 +232,9 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
                 raise
             raise error from exc
         runs.append(Repeat(seed, result))
-    result = _combined(spec, runs, built)
+    result = _combined(spec, runs, built, config)
     if spec.suggest.verify is not None and result.suggested_lr is not None:
-        _verify(spec, result, built, _loader(spec, built, device, ctx, spec.seed))
+        _verify(spec, result, built, _loader(spec, built, device, ctx, spec.seed), config)
     return result
 
 
@@ -259,7 +291,7 @@ def _loader(spec: Spec, built: Built, device, ctx, seed: int, resident: bool = F
     return loader
 
 
-def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: list[Repeat],
+def _repeat_loader(spec: Spec, built: Built, config: SweepConfig, device, ctx, repeat: int, runs: list[Repeat],
                    on_repeat: Callable | None):
     """The loader of one repeat, after `on_repeat`; a Ctrl-C here, between repeats, ends with the repeats measured so far."""
     try:
@@ -269,47 +301,56 @@ def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: lis
     except KeyboardInterrupt:
         if not runs:
             raise
-        partial = _combined(spec, runs, built)
+        partial = _combined(spec, runs, built, config)
         reason = f"interrupted before repeat {repeat + 1} of {spec.sweep.repeats}; {partial.stop_reason}"
         raise Interrupted(result=partial.withdrawn(reason)) from None
 
 
-def _combined(spec: Spec, runs: list[Repeat], built: Built) -> RangeTestResult:
+def _combined(spec: Spec, runs: list[Repeat], built: Built, config: SweepConfig) -> RangeTestResult:
     """One result from the repeats measured so far, with the fast paths that were on."""
-    from .build import starts_trained
+    from .plan import momentum_free
     from .repeats import combine
 
-    result = combine(runs, spec.suggest.method, spec.suggest.schedule, starts_trained(spec.model))
+    result = combine(runs, spec.suggest.method, config.schedule, config.warm_start, config.plan, momentum_free(built.optimizer))
     result.extra["performance"] = built.performance
     return result
 
 
-def _verify(spec: Spec, result: RangeTestResult, built: Built, loader) -> None:
-    """suggest.verify: short trainings from the restored start around the rule's answer; the best becomes suggested_lr.
+def _verify(spec: Spec, result: RangeTestResult, built: Built, loader, config: SweepConfig) -> None:
+    """suggest.verify: short trainings from the restored start around the rule's answer; their parabola's vertex,
+    moved to the planned length, becomes suggested_lr.
 
-    Each candidate trains under the schedule suggested_lr is for (suggest.schedule) and is scored by
-    its final validation loss with sweep.val, else by the mean of its last training losses; the model
-    is restored after each. Under torchrun the ranks average their scores, so all of them pick the
-    same rate. The rule's answer stays in
-    `suggestions`; result.json's `verify` block lists the candidates and their losses.
+    The candidates bracket the rule's answer for a training of verify's own length (num_steps), train under the
+    planned schedule as PyTorch runs it (momentum cycling included), and are scored by their final validation
+    loss with sweep.val, else by the mean of their last training losses; the model is restored after each.
+    `verify.choose` takes the vertex of a parabola in log10(lr) through the scores, and `for_planned_training`
+    moves it by the length law from num_steps to the planned steps. Under torchrun the ranks average their
+    scores, so all of them pick the same rate. The rule's answer stays in `suggestions`; result.json's
+    `verify` block lists the candidates, their losses, the vertex and the correction.
     """
-    from .verify import best_candidate, bracket, verify_candidates
+    from .suggest import horizon
+    from .verify import bracket, choose, for_planned_training, verify_candidates
 
-    settings, sweep = spec.suggest.verify, spec.sweep
+    settings, sweep, plan = spec.suggest.verify, spec.sweep, config.plan
     schedule = result.schedule
+    num_steps = settings.num_steps or sweep.num_iter
+    planned = result.train.get("steps") or horizon.DEFAULT_STEPS
+    shift = horizon.length_decades(planned, plan.steps_per_pass) - horizon.length_decades(num_steps, plan.steps_per_pass)
+    centre = result.suggested_lr * 10**shift  # the rule's answer for a training of num_steps
     val_fn = built.val_fn
     outcome = verify_candidates(
-        built.model, built.optimizer, loader, built.loss_fn, bracket(result.suggested_lr, settings.candidates, settings.spacing_decades),
-        num_steps=settings.num_steps or sweep.num_iter, schedule=schedule, val_fn=val_fn, step_fn=built.step_fn,
-        group_scales=built.scales,
+        built.model, built.optimizer, loader, built.loss_fn, bracket(centre, settings.candidates, settings.spacing_decades),
+        num_steps=num_steps, schedule=schedule, plan=plan, val_fn=val_fn, step_fn=built.step_fn, group_scales=built.scales,
         snapshot=sweep.snapshot, precision=spec.precision, accumulation_steps=sweep.accumulation_steps,
         max_grad_norm=sweep.clip_grad_norm, max_grad_value=sweep.clip_grad_value, train_mode=sweep.train_mode,
     )
     losses = _mean_across_ranks(outcome.losses)  # every rank picks from the same scores
-    chosen = best_candidate(outcome.candidates, losses)
+    vertex = choose(outcome.candidates, losses)
+    chosen = None if vertex is None else for_planned_training(vertex, num_steps, dataclasses.replace(plan, steps=planned))
     result.extra["verify"] = {"rule_lr": result.suggested_lr, "rule": result.method, "schedule": schedule,
                               "candidates": outcome.candidates, "losses": losses, "num_steps": outcome.num_steps,
-                              "steps_trained": outcome.steps_trained,
+                              "steps_trained": outcome.steps_trained, "momentum_cycled": outcome.momentum_cycled,
+                              "vertex_lr": vertex, "planned_steps": planned, "length_correction_decades": -shift,
                               "measured_on": "validation loss" if val_fn is not None else "training loss (mean of the last tenth)"}
     if chosen is not None:
         result.suggestions["verify"] = result.suggested_lr = chosen

@@ -9,7 +9,8 @@ from .results import RangeTestResult
 from .suggest import listed
 
 ENV_VAR = "GITHUB_STEP_SUMMARY"
-_WHAT_FOR = {"onecycle": "the max_lr of a one-cycle schedule", "constant": "a constant learning rate"}
+_WHAT_FOR = {"onecycle": "the max_lr of a one-cycle schedule", "cosine": "the peak of a warm-up + cosine schedule",
+             "constant": "a constant learning rate", "wsd": "the plateau of a warm-up-stable-decay schedule"}
 
 
 def summary_path(option: Path | None) -> Path | None:
@@ -30,6 +31,7 @@ def markdown_summary(result: RangeTestResult, title: str, out_dir: Path, runs: i
     flags = result.confidence.flags
     lines += [
         f"| schedule | {result.schedule} |",
+        *([f"| training it is for | {_cell(training_text(result.train))} |"] if result.train else []),
         f"| status | {result.status}: {_cell(result.stop_reason)} |",
         f"| steps | {result.num_steps} of {result.num_iter}, lr {result.start_lr:.3g} .. {result.end_lr:.3g} ({result.mode}) |",
         f"| low-confidence flags | {', '.join(flags) if flags else 'none'} |",
@@ -54,6 +56,36 @@ def _purpose(result: RangeTestResult) -> str:
     if result.suggested_lr is None:
         return "no usable suggestion; see the status below"
     return _WHAT_FOR.get(result.method, f"method {result.method}")
+
+
+def training_text(train: dict) -> str:
+    """The training an answer is for, in words: its length (assumed or given), passes, and momentum cycling.
+
+    `train` is result.json's `train` block (`suggest.summary.training`); "" when it is empty (an older result).
+    """
+    if not train:
+        return ""
+    steps = f"{train['steps']} optimizer steps"
+    if train.get("assumed"):
+        steps += " (assumed: set train.steps or train.epochs)"
+    passes = train.get("passes")
+    data = "; the data is a stream" if train.get("steps_per_pass") is None else f", {passes:.3g} passes over the data"
+    cycled = "; with OneCycleLR's momentum cycling" if train.get("momentum_cycled") else ""
+    return f"{steps}{data}{cycled}"
+
+
+def cycling_note(result: RangeTestResult) -> str | None:
+    """For a one-cycle answer for an optimizer set up without momentum: what OneCycleLR's cycling does, and the answer
+    without it (None otherwise)."""
+    train = result.train
+    if result.method != "onecycle" or not train.get("momentum_cycled") or result.suggested_lr is None:
+        return None
+    from .suggest import CYCLED_DECADES
+
+    without = result.suggested_lr * 10**CYCLED_DECADES
+    return (f"OneCycleLR's cycle_momentum (on by default) gives this optimizer momentum 0.85-0.95 it was swept without; "
+            f"suggested_lr is for that. To train without it, pass OneCycleLR(..., cycle_momentum=False) and use "
+            f"{without:.4g} (lrfind: train.cycle_momentum: false)")
 
 
 def _cell(text: str) -> str:

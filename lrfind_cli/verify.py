@@ -2,14 +2,18 @@
 
 After a range test, a rule reads one learning rate off the curve. `verify_candidates` checks that reading
 against the thing it predicts: for each candidate (e.g. `bracket(rule_lr)`), it trains `num_steps` from the
-same starting state under the schedule the user will train with (one-cycle or constant), measures the
-final loss (the mean of the last training losses, or `val_fn(model)`), and restores model, optimizer and
-RNG bit-exactly before the next candidate and at the end. The lowest final loss wins; a candidate that
-diverged (non-finite loss) never wins.
+same starting state under the schedule the user will train with, as PyTorch runs it (lrfind_cli.plan: each
+step's lr and, for OneCycleLR with cycle_momentum, its momentum or beta1), measures the final loss (the mean
+of the last training losses, or `val_fn(model)`), and restores model, optimizer and RNG bit-exactly before
+the next candidate and at the end. `choose` fits a parabola in log10(lr) to the candidates' final losses and
+takes its vertex (Zhou et al. 2026, arXiv 2601.05049: near its optimum the loss is a parabola in log-lr);
+a candidate that diverged (non-finite loss) never counts. `for_planned_training` moves that choice, made on
+trainings of `num_steps`, to the planned length with the rule's length law (suggest.horizon).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,13 +24,12 @@ import torch
 from .engine.batches import cycle, loader_state
 from .engine.schedule import resolve_ratios, set_lr
 from .engine.step import Clipping, StepConfig, StepFn, evaluate, model_device, sweep_modes, train_step
+from .plan import TrainPlan, lr_factors, momenta
 from .signals import deliver, signals_held
 from .snapshot import Snapshot
+from .suggest import SCHEDULES, horizon
 
-VERIFY_SCHEDULES = ("onecycle", "constant")
-# OneCycleLR's defaults (torch.optim.lr_scheduler.OneCycleLR): the warm-up takes 30% of the steps from
-# max_lr / 25 to max_lr, then a cosine anneals to max_lr / 25 / 1e4.
-PCT_START, DIV_FACTOR, FINAL_DIV_FACTOR = 0.3, 25.0, 1e4
+VERIFY_SCHEDULES = SCHEDULES
 CHECK_EVERY = 16  # steps between reads of the losses (a non-finite one ends a candidate)
 
 
@@ -42,6 +45,7 @@ class VerifyResult:
     num_steps: int
     train_losses: list[float]  # the mean of the last training losses of each candidate (inf if it diverged)
     val_losses: list[float] | None  # val_fn's value at the end of each candidate (None without val_fn)
+    momentum_cycled: bool = False  # the candidates trained with OneCycleLR's momentum (or beta1) cycling
 
 
 def best_candidate(candidates: Sequence[float], losses: Sequence[float]) -> float | None:
@@ -64,24 +68,43 @@ def bracket(lr: float, k: int = 3, step_decades: float = 0.25) -> list[float]:
     return [float(lr * 10 ** (step_decades * (i - middle))) for i in range(k)]
 
 
-def schedule_lrs(lr: float, num_steps: int, schedule: str) -> np.ndarray:
-    """The lr of each of `num_steps` steps: constant, or OneCycleLR's cosine warm-up and annealing with max_lr=lr."""
-    if schedule == "constant":
-        return np.full(num_steps, float(lr))
-    if schedule != "onecycle":
+def schedule_lrs(lr: float, num_steps: int, schedule: str, plan: TrainPlan | None = None) -> np.ndarray:
+    """The lr of each of `num_steps` steps with peak `lr` under `schedule` (`plan`'s warm-up and cool-down), as the
+    PyTorch scheduler sets it (lrfind_cli.plan.lr_factors)."""
+    if schedule not in VERIFY_SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(VERIFY_SCHEDULES)}, got {schedule!r}")
-    initial, final = lr / DIV_FACTOR, lr / DIV_FACTOR / FINAL_DIV_FACTOR
-    # the same phase ends as OneCycleLR: step PCT_START * N - 1 is the peak, step N - 1 the end
-    peak = float(PCT_START * num_steps) - 1
-    out = np.empty(num_steps)
-    for i in range(num_steps):
-        if i <= peak and peak > 0:
-            start, end, t = initial, lr, i / peak
-        else:
-            span = (num_steps - 1) - max(peak, 0.0)
-            start, end, t = lr, final, (i - max(peak, 0.0)) / span if span > 0 else 1.0
-        out[i] = end + (start - end) / 2.0 * (math.cos(math.pi * t) + 1.0)
-    return out
+    plan = dataclasses.replace(plan, schedule=schedule) if plan is not None else TrainPlan(schedule)
+    return float(lr) * lr_factors(plan, num_steps)
+
+
+def choose(candidates: Sequence[float], losses: Sequence[float]) -> float | None:
+    """The lr the candidates' final losses point to: the vertex of the parabola through them in log10(lr).
+
+    With three or more finite losses, a least-squares parabola in log10(lr) (Zhou et al. 2026, arXiv 2601.05049);
+    its vertex, when it opens upwards, within the candidates' span. Otherwise (fewer points, a concave or
+    flat fit, a vertex outside the span: the optimum is not bracketed) the best candidate (`best_candidate`).
+    None when every candidate diverged.
+    """
+    finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
+    if len(finite) < 3:
+        return best_candidate(candidates, losses)
+    x = np.log10([candidates[i] for i in finite])
+    y = np.array([losses[i] for i in finite], dtype=float)
+    a, b, _ = np.polyfit(x, y, 2)
+    if not a > 0:
+        return best_candidate(candidates, losses)
+    vertex = -b / (2 * a)
+    if not x.min() <= vertex <= x.max():
+        return best_candidate(candidates, losses)
+    return float(10**vertex)
+
+
+def for_planned_training(lr: float, num_steps: int, plan: TrainPlan) -> float:
+    """An lr chosen on trainings of `num_steps`, moved to the plan's length by the length law (suggest.horizon):
+    lower by length_decades(planned) - length_decades(num_steps) decades (plan.steps None: DEFAULT_STEPS)."""
+    planned = plan.steps if plan.steps is not None else horizon.DEFAULT_STEPS
+    shift = horizon.length_decades(planned, plan.steps_per_pass) - horizon.length_decades(num_steps, plan.steps_per_pass)
+    return float(lr / 10**shift)
 
 
 def verify_candidates(
@@ -93,6 +116,7 @@ def verify_candidates(
     *,
     num_steps: int,
     schedule: str = "onecycle",
+    plan: TrainPlan | None = None,
     val_fn: Callable[[torch.nn.Module], torch.Tensor] | None = None,
     step_fn: StepFn | None = None,
     tail: int | None = None,
@@ -111,13 +135,18 @@ def verify_candidates(
     restored bit-exactly after it, and on return, exception or interrupt. Param groups keep their ratio to
     group 0 (`group_scales` overrides, as in `range_test`). The final loss of a candidate is `val_fn(model)`
     (eval mode, no gradients) when given, else the mean of its last `tail` training losses (default: a
-    tenth of the steps, at least 1). A non-finite loss stops that candidate and scores it inf. Ties go to
-    the lower lr (the safer one); `chosen_lr` is None only when every candidate diverged. Only the lr
-    follows the schedule (momentum is not cycled). `steps_trained` counts optimizer steps over all candidates.
+    tenth of the steps, at least 1). A non-finite loss stops that candidate and scores it inf. `chosen_lr` is
+    `choose`'s (None only when every candidate diverged). Each step's lr follows `schedule` as PyTorch's scheduler
+    sets it, with `plan`'s warm-up, cool-down and cycle_momentum (default: TrainPlan(schedule), PyTorch's
+    defaults); under one-cycle with cycle_momentum, momentum (or beta1) follows OneCycleLR's cycle in every param
+    group that has one, as OneCycleLR writes it. `steps_trained` counts optimizer steps over all candidates.
     Each step is `engine.train_step`, the sweep's own: `precision`, `accumulation_steps`, clipping
     (`max_grad_norm`, `max_grad_value`) and `train_mode` mean what they mean for `range_test`.
     """
     lrs = _checked(candidates, num_steps, schedule, snapshot)
+    plan = dataclasses.replace(plan, schedule=schedule) if plan is not None else TrainPlan(schedule)
+    cycled = plan.cycles_momentum(optimizer.defaults)
+    momentum = momenta(plan, num_steps) if cycled else None
     tail = max(1, num_steps // 10) if tail is None else max(1, min(int(tail), num_steps))
     ratios = resolve_ratios(optimizer, group_scales)
     device = model_device(model)
@@ -131,7 +160,8 @@ def verify_candidates(
     try:
         for lr in lrs:
             trained, final_train, final_val = _train_one(model, optimizer, train_loader, config, ratios,
-                                                         schedule_lrs(lr, num_steps, schedule), tail, val_fn, train_mode)
+                                                         schedule_lrs(lr, num_steps, schedule, plan), momentum, tail, val_fn,
+                                                         train_mode)
             steps += trained
             train_losses.append(final_train)
             if val_fn is not None:
@@ -140,9 +170,9 @@ def verify_candidates(
     finally:
         _put_back(state, restore_loader, discard=True)
     losses = val_losses if val_fn is not None else train_losses
-    return VerifyResult(candidates=lrs, losses=list(losses), chosen_lr=best_candidate(lrs, losses), steps_trained=steps,
+    return VerifyResult(candidates=lrs, losses=list(losses), chosen_lr=choose(lrs, losses), steps_trained=steps,
                         schedule=schedule, num_steps=num_steps, train_losses=train_losses,
-                        val_losses=val_losses if val_fn is not None else None)
+                        val_losses=val_losses if val_fn is not None else None, momentum_cycled=cycled)
 
 
 def _checked(candidates: Sequence[float], num_steps: int, schedule: str, snapshot: str) -> list[float]:
@@ -159,6 +189,15 @@ def _checked(candidates: Sequence[float], num_steps: int, schedule: str, snapsho
     return lrs
 
 
+def set_momentum(optimizer: torch.optim.Optimizer, value: float) -> None:
+    """Write `value` as every param group's momentum (SGD, RMSprop) or beta1 (Adam family), as OneCycleLR does."""
+    for group in optimizer.param_groups:
+        if "betas" in group:
+            group["betas"] = (value, *group["betas"][1:])
+        elif "momentum" in group:
+            group["momentum"] = value
+
+
 def _put_back(state: Snapshot, restore_loader: Callable[[], None], discard: bool = False) -> None:
     """Restore the start (and drop the snapshot at the end); a Ctrl-C meanwhile waits, so nothing is left half-restored."""
     with signals_held() as held:
@@ -170,8 +209,10 @@ def _put_back(state: Snapshot, restore_loader: Callable[[], None], discard: bool
         deliver(held)
 
 
-def _train_one(model, optimizer, loader, config: StepConfig, ratios, planned, tail, val_fn, train_mode) -> tuple[int, float, float]:
-    """Train along `planned` lrs; return (steps taken, mean of the last `tail` training losses, val_fn's value), inf when diverged.
+def _train_one(model, optimizer, loader, config: StepConfig, ratios, planned, momentum, tail, val_fn,
+               train_mode) -> tuple[int, float, float]:
+    """Train along `planned` lrs (and `momentum`, OneCycleLR's cycle, where not None); return (steps taken, mean of the
+    last `tail` training losses, val_fn's value), inf when diverged.
 
     Losses stay on the device and are checked for a non-finite value every CHECK_EVERY steps, so an
     accelerator is not synchronised at every step.
@@ -181,6 +222,8 @@ def _train_one(model, optimizer, loader, config: StepConfig, ratios, planned, ta
     recorded = torch.full((len(planned),), math.nan, dtype=torch.float32, device=config.device)
     for i, lr in enumerate(planned):
         set_lr(optimizer, ratios, float(lr))
+        if momentum is not None:
+            set_momentum(optimizer, float(momentum[i]))
         recorded[i] = train_step(model, optimizer, batches, config)
         if (i + 1) % CHECK_EVERY == 0 and not bool(torch.isfinite(recorded[: i + 1]).all()):
             return i + 1, math.inf, math.inf

@@ -130,7 +130,7 @@ def test_cli_repeats_three_times_with_different_data_order(tmp_path):
     assert doc["history"]["zero_lag"][: len(mean)] == pytest.approx(zero_lag(doc["history"]["lr"][: len(mean)], mean)[1])
     assert doc["best"]["loss"] == pytest.approx(min(v for v in doc["history"]["zero_lag"] if v is not None))
     assert doc["confidence"]["repeats"] == 3 and doc["confidence"]["spread_decades"] is not None
-    assert set(doc["schedules"]) == {"onecycle", "constant"}
+    assert set(doc["schedules"]) == {"onecycle", "cosine", "constant", "wsd"}
     assert doc["suggestions"]["onecycle"] == doc["suggested_lr"] and doc["method"] == "onecycle"
     assert (tmp_path / "lr_find.png").read_bytes().startswith(b"\x89PNG")
 

@@ -45,6 +45,17 @@ def test_the_summary_has_the_suggestion_range_schedule_flags_methods_and_outputs
 """
 
 
+def test_the_summary_says_what_training_the_answer_is_for_and_when_its_length_was_assumed():
+    train = {"schedule": "onecycle", "steps": 1000, "assumed": True, "steps_per_pass": 8.0, "passes": 125.0,
+             "momentum_cycled": True}
+    text = markdown_summary(_result(train=train), "t", Path("out"))
+    assert ("| training it is for | 1000 optimizer steps (assumed: set train.steps or train.epochs), 125 passes over the "
+            "data; with OneCycleLR's momentum cycling |") in text
+    stream = markdown_summary(_result(train={**train, "assumed": False, "steps_per_pass": None, "passes": None,
+                                             "momentum_cycled": False}), "t", Path("out"))
+    assert "| training it is for | 1000 optimizer steps; the data is a stream |" in stream
+
+
 def test_without_a_suggestion_the_summary_says_so():
     text = markdown_summary(_result(suggested_lr=None, lr_range=None, suggestions={"onecycle": None}, confidence=Confidence()),
                             "t", Path("out"))

@@ -56,3 +56,12 @@ def loader_state(loader: Any) -> Callable[[], None]:
             sampler.epoch = epoch
 
     return restore
+
+
+def steps_per_pass(loader: Any, accumulation_steps: int = 1) -> float | None:
+    """Optimizer steps in one pass over the loader's data (its length over the accumulation); None without a length."""
+    try:
+        batches = len(loader)
+    except TypeError:  # an IterableDataset's loader, a generator: a stream
+        return None
+    return batches / accumulation_steps if batches > 0 else None

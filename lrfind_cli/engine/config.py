@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..plan import TrainPlan
 from ..suggest import SCHEDULES
 from .schedule import EXTEND_DECADES, lr_extension, lr_schedule
 
@@ -42,6 +43,7 @@ class SweepConfig:
     val_every: int = 10
     warm_start: bool | None = None  # the model started from trained weights (True; see suggest.rule)
     extend_decades: float = EXTEND_DECADES  # how far past end_lr a sweep that has not diverged goes on (0: not at all)
+    plan: TrainPlan | None = None  # the training the answer is for (suggest.Context); its schedule is `schedule`
 
     def __post_init__(self) -> None:
         for name, minimum in (("num_iter", 2), ("accumulation_steps", 1), ("val_every", 1), ("sync_every", 1)):
@@ -58,6 +60,10 @@ class SweepConfig:
             raise ValueError(f"diverge_threshold must be above 1, got {self.diverge_threshold}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.plan is not None and not isinstance(self.plan, TrainPlan):
+            raise TypeError(f"train must be a lrfind_cli.TrainPlan, got {_kind(self.plan)}")
+        if self.plan is not None and self.plan.schedule != self.schedule:
+            raise ValueError(f"schedule is {self.schedule!r} but train.schedule is {self.plan.schedule!r}; give one of them")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         _check_choice("snapshot", self.snapshot, ("memory", "disk"))

@@ -11,11 +11,12 @@ from typing import Any
 import torch
 
 from ..errors import Interrupted
+from ..plan import TrainPlan, momentum_free, with_length
 from ..results import RangeTestResult
 from ..signals import signals_held
 from ..snapshot import Snapshot
 from ..suggest import read_curve, summarize
-from .batches import cycle, loader_state
+from .batches import cycle, loader_state, steps_per_pass
 from .config import SweepConfig, check_arguments
 from .guard import RestoreGuard
 from .reader import LossReader, StepInfo, Stop
@@ -63,6 +64,7 @@ def range_test(
     val_every: int = 10,
     warm_start: bool | None = None,
     extend_decades: float = EXTEND_DECADES,
+    train: TrainPlan | None = None,
 ) -> RangeTestResult:
     """Run the learning-rate range test and restore model, optimizer, scaler and RNG exactly.
 
@@ -98,11 +100,18 @@ def range_test(
     A loss that has not started to diverge by `end_lr` is followed past it at the schedule's own rate,
     up to `extend_decades` decades further and at most `num_iter` more steps (0: stop at end_lr);
     `result.extended_steps` counts those steps. Without an onset of divergence there is no suggestion.
+    `train` (a TrainPlan) says what training the answers are for: its length (the answer for a longer run is
+    lower, suggest.horizon; without steps, horizon.DEFAULT_STEPS is assumed and `result.train["assumed"]` says so),
+    its schedule (then `schedule` may be left out) and OneCycleLR's momentum cycling. Its `steps_per_pass` is
+    taken from `len(train_loader)` / `accumulation_steps` when it has none and the loader has a length.
+    `result.schedules` holds the answer under every schedule for that length.
     """
     check_arguments(model, optimizer, train_loader, loss_fn, step_fn=step_fn, on_step=on_step, val_fn=val_fn)
+    if train is not None and isinstance(train, TrainPlan) and schedule == "onecycle":
+        schedule = train.schedule  # the plan names the schedule; `schedule` left at its default follows it
     config = SweepConfig(start_lr, end_lr, num_iter, mode, smoothing, diverge_threshold, accumulation_steps, max_grad_norm,
                          max_grad_value, train_mode, precision, snapshot, suggest_method, schedule, sync_every, val_every,
-                         warm_start, extend_decades)
+                         warm_start, extend_decades, train)
     try:
         return run_sweep(model, optimizer, train_loader, loss_fn, config, step_fn=step_fn, on_step=on_step, val_fn=val_fn,
                          scaler=scaler, group_scales=group_scales)
@@ -134,7 +143,8 @@ def run_sweep(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_lo
         raise TrainingFailed(at.step) from exc  # wrapped after the restore, so a held signal's context is the failure itself
     if stop.status != "interrupted" and guard.late_interrupt():
         stop = reader.interrupted()  # a signal that came while restoring after a normal end acts now, on the restored state
-    result = _result(reader, stop, config, device, time.perf_counter() - started)
+    plan = with_length(config.plan or TrainPlan(config.schedule), steps_per_pass(train_loader, config.accumulation_steps))
+    result = _result(reader, stop, config, device, time.perf_counter() - started, plan, momentum_free(optimizer))
     result.group_scales = ratios
     if stop.status == "interrupted":
         raise Interrupted(result=result)
@@ -193,13 +203,14 @@ def goes_on(reader: LossReader, config: SweepConfig) -> bool:
     return not curve.too_short and curve.onset is None
 
 
-def _result(reader: LossReader, stop: Stop, config: SweepConfig, device: torch.device, duration_s: float) -> RangeTestResult:
+def _result(reader: LossReader, stop: Stop, config: SweepConfig, device: torch.device, duration_s: float, plan: TrainPlan,
+            free: bool) -> RangeTestResult:
     """The result of one sweep: its history, how it ended, and the suggestions read off it."""
     lrs = [r.lr for r in reader.records]
     losses = [r.loss for r in reader.records]
     smoothed = [r.smoothed for r in reader.records]
     summary = summarize([(lrs, smoothed, losses)], config.suggest_method, config.schedule, [stop.status], config.warm_start,
-                        config.end_lr)
+                        config.end_lr, plan, free)
     result = RangeTestResult(
         lrs=lrs, losses=losses, smoothed=smoothed, status=stop.status, stop_reason=stop.reason, device=str(device),
         duration_s=duration_s, start_lr=float(config.start_lr), end_lr=float(config.end_lr), num_iter=config.num_iter,

@@ -26,6 +26,7 @@ from .rules import (
     BASE_FACTOR,
     CONSTANT_DECADES,
     CONSTANT_FACTOR,
+    CYCLED_DECADES,
     FINETUNE_DECADES,
     ONECYCLE_DECADES,
     SCHEDULE_NAMES,
@@ -42,7 +43,7 @@ from .rules import (
 from .summary import Summary, listed, lowest, summarize
 
 __all__ = [
-    "BASE_FACTOR", "CONSTANT_DECADES", "CONSTANT_FACTOR", "Confidence", "Context", "Curve", "FINETUNE_DECADES",
+    "BASE_FACTOR", "CONSTANT_DECADES", "CONSTANT_FACTOR", "CYCLED_DECADES", "Confidence", "Context", "Curve", "FINETUNE_DECADES",
     "FLAG_NOTES", "KNEE_FRACTION", "LOW_CONFIDENCE", "Landmarks", "METHODS", "MIN_POINTS", "NOISY_MARGIN", "NO_ANSWER",
     "ONECYCLE_DECADES", "RULE_MIN_POINTS", "Reading", "Readings", "SCHEDULES", "SCHEDULE_NAMES", "SPREAD_WARNING",
     "Suggestion", "Summary", "answer", "choose", "combine", "confidence", "curve_flags", "finite_prefix", "listed",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..plan import TrainPlan
 from .classic import METHODS, choose
 from .confidence import Confidence, confidence
 from .reading import Curve, Reading, Readings, read_repeats
@@ -30,17 +31,18 @@ class Summary:
     confidence: Confidence
     zero_lag: list[float] = field(default_factory=list)
     readings: Readings | None = field(default=None, repr=False, compare=False)
+    train: dict = field(default_factory=dict)  # the training answered (`training`)
 
     def fields(self) -> dict:
         """The RangeTestResult fields, by name: a result is built with `**summary.fields()`."""
         return {"suggestions": dict(self.suggestions), "method": self.method, "suggested_lr": self.suggested_lr,
                 "schedule": self.schedule, "lr_range": self.lr_range, "schedules": dict(self.schedules),
-                "confidence": self.confidence, "zero_lag": list(self.zero_lag)}
+                "confidence": self.confidence, "zero_lag": list(self.zero_lag), "train": dict(self.train)}
 
 
 def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "onecycle",
               statuses: Sequence[str | None] | None = None, warm_start: bool | None = None,
-              end_lr: float | None = None) -> Summary:
+              end_lr: float | None = None, plan: TrainPlan | None = None, momentum_free: bool = False) -> Summary:
     """Everything a result reports about suggestions, for one or several range tests of one setup.
 
     Each curve is (lrs, smoothed, raw-or-None), read once (`read_repeats`); `statuses` are the sweeps'
@@ -68,11 +70,11 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
         schedule = method  # asking for a schedule's rule by name means that schedule
     readings = read_repeats(curves, statuses)
     curve = readings.rule_reading or readings.runs[0]
-    context = Context(schedule, warm_start)
-    schedules = {s: combine(readings, s) for s in SCHEDULES}
+    context = Context(schedule, warm_start, plan, momentum_free)
+    schedules = {s: combine(readings, s, context) for s in SCHEDULES}
     chosen = rule(readings, context)
     suggestions: dict[str, float | None] = {s: schedules[s].lr for s in SCHEDULES}
-    suggestions["finetune"] = combine(readings, "finetune").lr if trained_shape(readings, context) else None
+    suggestions["finetune"] = combine(readings, "finetune", context).lr if trained_shape(readings, context) else None
     suggestions.update(classic_methods(curve) if any(r.fell for r in readings.runs) and curve.onset is not None
                        else dict.fromkeys(METHODS))  # no fall beyond noise, or no divergence: what they find is noise or end_lr
     if method == "auto":
@@ -84,7 +86,22 @@ def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "on
     own = schedules[schedule].lr_range
     lr_range = list(own) if own is not None and name != "finetune" else None
     quality = confidence(readings, context, schedules[schedule].spread_decades, statuses, end_lr)
-    return Summary(suggestions, name, lr, schedule, lr_range, schedules, quality, curve.z.tolist(), readings)
+    return Summary(suggestions, name, lr, schedule, lr_range, schedules, quality, curve.z.tolist(), readings, training(context))
+
+
+def training(context: Context) -> dict:
+    """result.json's `train` block: the training the answers are for, as the rule used it.
+
+    schedule (suggested_lr's), steps (and `assumed`: true when the plan gave none and horizon.DEFAULT_STEPS was
+    used), steps_per_pass and passes (null for a stream or when unknown), warmup / cooldown / cycle_momentum as
+    the plan says, momentum_free, and `momentum_cycled`: the one-cycle answer is for momentum OneCycleLR adds.
+    """
+    plan = context.plan or TrainPlan(context.schedule)
+    per_pass = plan.steps_per_pass
+    return {"schedule": context.schedule, "steps": context.steps, "assumed": context.assumed, "steps_per_pass": per_pass,
+            "passes": None if per_pass is None else context.steps / per_pass, "warmup": plan.warmup, "cooldown": plan.cooldown,
+            "cycle_momentum": plan.cycle_momentum, "momentum_free": context.momentum_free,
+            "momentum_cycled": context.cycled("onecycle")}
 
 
 def classic_methods(curve: Reading) -> dict[str, float | None]:
