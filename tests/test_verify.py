@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrfind_cli.verify import bracket, schedule_lrs, verify_candidates
+from lrfind_cli.verify import bracket, choose, for_planned_training, schedule_lrs, verify_candidates
 
 from .test_restore import assert_restored, capture
 
@@ -111,6 +111,66 @@ def test_onecycle_schedule_matches_torch_onecyclelr_and_is_followed():
     np.testing.assert_allclose(got[:, 0], schedule_lrs(0.2, n, "onecycle"))
     np.testing.assert_allclose(got[:, 1], 0.5 * got[:, 0])
     assert [g["lr"] for g in optimizer.param_groups] == [1.0, 0.5]  # restored
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adamw"])
+def test_onecycle_candidates_train_as_onecyclelr_runs_them_with_momentum_cycled_in_every_group(kind, engine_data):
+    # shared/cases/25: verify's one-cycle is PyTorch's OneCycleLR with its defaults (momentum or beta1 0.95 -> 0.85 -> 0.95)
+    x, y = engine_data
+
+    def fresh():
+        torch.manual_seed(3)
+        model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+        groups = [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 10.0}]  # group 1 at 10x
+        opt = torch.optim.SGD(groups, lr=1.0, momentum=0.9) if kind == "sgd" else torch.optim.AdamW(groups, lr=1.0)
+        return model, opt
+
+    batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 96, 16)]
+    candidates, n = [3e-3, 1e-2], 30
+    model, opt = fresh()
+    seen = []
+    result = verify_candidates(model, opt, batches, LOSS, candidates, num_steps=n, schedule="onecycle",
+                               step_fn=lambda m, b, f: (seen.append(_momentum(opt)), f(m(b[0]), b[1]))[1])
+    assert result.momentum_cycled and max(seen) == pytest.approx(0.95) and min(seen) == pytest.approx(0.85)
+    assert _momentum(opt) == 0.9  # restored
+    for lr, got in zip(candidates, result.losses):
+        model, opt = fresh()
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[lr, 10 * lr], total_steps=n)  # PyTorch's defaults
+        losses = []
+        for step in range(n):
+            xb, yb = batches[step % len(batches)]
+            opt.zero_grad()
+            loss = LOSS(model(xb), yb)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        assert got == pytest.approx(np.mean(losses[-max(1, n // 10):]), rel=1e-5)
+
+
+def _momentum(opt) -> float:
+    group = opt.param_groups[-1]
+    return group["betas"][0] if "betas" in group else group["momentum"]
+
+
+def test_the_choice_is_the_vertex_of_the_parabola_through_the_scores_in_log_lr():
+    lrs = [1e-3, 10**-2.5, 1e-2]
+    x = np.log10(lrs)
+    assert choose(lrs, list((x + 2.8) ** 2 + 1.0)) == pytest.approx(10**-2.8, rel=1e-9)
+    assert choose(lrs, [1.0, 1.2, 0.5]) == 1e-2  # concave: the best candidate
+    assert choose(lrs, list((x + 1.0) ** 2)) == 1e-2  # the vertex beyond the candidates: the optimum is not bracketed
+    assert choose(lrs, [2.0, 1.0, math.inf]) == 10**-2.5  # two finite scores: the best of them
+    assert choose(lrs, [math.inf] * 3) is None
+
+
+def test_a_choice_made_on_short_trainings_moves_to_the_planned_length_by_the_length_law():
+    from lrfind_cli.plan import TrainPlan
+    from lrfind_cli.suggest import horizon
+
+    plan = TrainPlan("cosine", steps=5000, steps_per_pass=40.0)
+    shift = horizon.length_decades(5000, 40.0) - horizon.length_decades(100, 40.0)
+    assert for_planned_training(0.01, 100, plan) == pytest.approx(0.01 / 10**shift, rel=1e-12)
+    assert for_planned_training(0.01, 100, TrainPlan("cosine", steps=100, steps_per_pass=40.0)) == pytest.approx(0.01)
 
 
 def test_bracket_is_centred_in_log_space():
