@@ -283,6 +283,17 @@ def schedules_of(arms: Sequence[Arm], optimizer: str, steps: int) -> tuple[np.nd
     return lr, mom
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What `run_arms` measured, per (seed, arm): validation loss at the end (the untrained loss for a copy that
+    diverged or ended no better), the untrained loss per seed, and the mean of the last `tail` training losses
+    (inf for a diverged copy; None unless asked for)."""
+
+    val: np.ndarray
+    untrained: np.ndarray
+    train_tail: np.ndarray | None = None
+
+
 def train_arms(build: Callable[[], nn.Module], loss_fn: nn.Module, optimizer: str, opt_kwargs: dict,
                arms: Sequence[Arm], seeds: Sequence[int], steps: int, batches: Batches,
                val: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
@@ -290,6 +301,14 @@ def train_arms(build: Callable[[], nn.Module], loss_fn: nn.Module, optimizer: st
 
     A diverged copy, or one ending no better than untrained, scores its seed's untrained loss.
     """
+    trained = run_arms(build, loss_fn, optimizer, opt_kwargs, arms, seeds, steps, batches, val)
+    return trained.val, trained.untrained
+
+
+def run_arms(build: Callable[[], nn.Module], loss_fn: nn.Module, optimizer: str, opt_kwargs: dict,
+             arms: Sequence[Arm], seeds: Sequence[int], steps: int, batches: Batches,
+             val: tuple[torch.Tensor, torch.Tensor], tail: int = 0) -> Trained:
+    """`train_arms`, and with `tail` > 0 also each copy's mean training loss over its last `tail` steps."""
     copies = Copies(build, seeds, len(arms))
     xv, yv = val
     untrained = copies.evaluate(loss_fn, xv, yv)[:, 0].clone()
@@ -300,6 +319,7 @@ def train_arms(build: Callable[[], nn.Module], loss_fn: nn.Module, optimizer: st
     lr_t = torch.tensor(lr_np, dtype=torch.float32)
     mom_t = torch.tensor(np.where(np.isnan(mom_np), opt.own_momentum, mom_np), dtype=torch.float32)
     alive = torch.ones(len(seeds), len(arms), dtype=torch.bool)
+    tail_sum = torch.zeros(len(seeds), len(arms), dtype=torch.float64)
     streams = [batches(seed, steps) for seed in seeds]
     for i in range(steps):
         pairs = [next(stream) for stream in streams]
@@ -307,6 +327,8 @@ def train_arms(build: Callable[[], nn.Module], loss_fn: nn.Module, optimizer: st
         y = torch.stack([p[1] for p in pairs])
         grads, losses = copies.grads(loss_fn, x, y)
         alive &= torch.isfinite(losses) & (losses <= limit)
+        if i >= steps - tail:
+            tail_sum += torch.where(alive, losses.detach().double(), torch.zeros((), dtype=torch.float64))
         lr = lr_t[:, i].expand(len(seeds), -1) * alive
         momentum = mom_t[:, i].expand(len(seeds), -1) if cycled.any() else None
         opt.step(copies.params, grads, lr, momentum)
@@ -315,7 +337,10 @@ def train_arms(build: Callable[[], nn.Module], loss_fn: nn.Module, optimizer: st
     final = copies.evaluate(loss_fn, xv, yv)
     ok = alive & torch.isfinite(final) & (final < untrained.unsqueeze(1))
     out = torch.where(ok, final, untrained.unsqueeze(1).expand_as(final))
-    return out.numpy().astype(float), untrained.numpy().astype(float)
+    train_tail = None
+    if tail > 0:
+        train_tail = torch.where(alive, tail_sum / min(tail, steps), torch.full_like(tail_sum, math.inf)).numpy()
+    return Trained(out.numpy().astype(float), untrained.numpy().astype(float), train_tail)
 
 
 def _silence(copies: Copies, alive: torch.Tensor) -> None:
