@@ -26,6 +26,7 @@ class Output:
     mode: str = HUMAN
     main: bool = True
     _console: Any = field(default=None, repr=False)
+    _snapshot_said: tuple[int, str] | None = field(default=None, repr=False)
 
     @classmethod
     def resolve(cls, json_out: bool = False, quiet: bool = False, main: bool = True, verbose: bool = False) -> Output:
@@ -62,6 +63,16 @@ class Output:
     def python_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
         """A library's warning on one line, not its source excerpt (installed as warnings.showwarning)."""
         self.warning(f"{category.__name__}: {short_message(message)} ({filename}:{lineno})")
+
+    def snapshot(self, nbytes: int, mode: str) -> None:
+        """The size of the snapshot about to be taken, once per run (again only if a grid variant's differs)."""
+        if (nbytes, mode) == self._snapshot_said:
+            return
+        self._snapshot_said = (nbytes, mode)
+        from rich.filesize import decimal
+
+        where = "a temporary file" if mode == "disk" else "CPU memory"
+        self.say(f"snapshot: {decimal(nbytes)} of model and optimizer state into {where} (sweep.snapshot: {mode})")
 
     def error(self, ending: Ending) -> None:
         for line in ending.lines:

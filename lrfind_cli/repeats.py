@@ -29,17 +29,19 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
     # an interrupted repeat's curve stops wherever the interrupt came: judged as a whole curve it
     # would look flat or undiverged, so it counts only when no repeat finished
     finished = [r for r in results if r.status != "interrupted"] or results
-    summary = summarize([(r.lrs, r.smoothed, r.losses) for r in finished], method, schedule, [r.status for r in finished],
-                        warm_start)
+    summary = summarize([r.curve for r in finished], method, schedule, [r.status for r in finished], warm_start)
     first = results[0]
     status = next(s for s in _STATUS_ORDER if any(r.status == s for r in results))
     stops = "; ".join(f"repeat {i + 1}: {r.stop_reason}" for i, r in enumerate(results))
-    return dataclasses.replace(
+    combined = dataclasses.replace(
         first,
         status=status,
         stop_reason=stops,
         **summary,  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence
         duration_s=sum(r.duration_s for r in results),
         repeats=[Repeat(seed, r) for seed, r in runs],
+        memory=results[-1].memory,  # the peaks so far: the last repeat's
         extra=dict(first.extra),
     )
+    combined.note_skipped()
+    return combined

@@ -69,12 +69,13 @@ def title_of(loaded: LoadedSpec) -> str:
 
 
 def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Callable | None = None,
-             on_repeat: Callable | None = None) -> RunOutcome:
+             on_repeat: Callable | None = None, on_snapshot: Callable[[int, str], None] | None = None) -> RunOutcome:
     """Build everything the spec names, run the range test(s), and write result.json, history.csv and the plot.
 
     With a `grid:`, every variant runs in turn from the same initial state (the same seed builds the
     same model); `on_variant(index, count, label)` is called before each. With sweep.repeats,
-    `on_repeat(index, count)` is called before each repeat of each variant.
+    `on_repeat(index, count)` is called before each repeat of each variant. `on_snapshot(bytes, mode)`
+    hears the size of each sweep's snapshot before it is taken.
     """
     from . import distributed
     from .data import resolve_device
@@ -84,18 +85,18 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     ctx, device = distributed.setup(spec.device)  # (None, None) unless started by torchrun
     device = device or resolve_device(spec.device)
     with beside(loaded.path):  # the spec's import paths may name modules beside it (also imported while training)
-        return _run_variants(loaded, out_dir, ctx, device, on_step, on_variant, on_repeat)
+        return _run_variants(loaded, out_dir, ctx, device, on_step, on_variant, on_repeat, on_snapshot)
 
 
 def _run_variants(loaded: LoadedSpec, out_dir: Path, ctx, device, on_step: Callable | None, on_variant: Callable | None,
-                  on_repeat: Callable | None) -> RunOutcome:
+                  on_repeat: Callable | None, on_snapshot: Callable | None) -> RunOutcome:
     """Every variant in turn, then the outputs; an interrupt writes what was measured and raises Interrupted with it."""
     runs: list[RunRecord] = []
     for index, (overrides, variant) in enumerate(loaded.variants):
         try:
             if on_variant is not None:
                 on_variant(index, len(loaded.variants), variant_label(overrides))
-            result = _sweep(variant, device, ctx, on_step, on_repeat)
+            result = _sweep(variant, device, ctx, on_step, on_repeat, on_snapshot)
         except KeyboardInterrupt as stop:
             partial = getattr(stop, "result", None)  # the engine's Interrupted carries what it measured
             if partial is not None:
@@ -138,7 +139,8 @@ def sweep_config(spec: Spec) -> SweepConfig:
     )
 
 
-def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callable | None = None) -> RangeTestResult:
+def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callable | None = None,
+           on_snapshot: Callable | None = None) -> RangeTestResult:
     """The range test(s) for one (variant) spec: build, sweep, restore; errors become one-line RunErrors.
 
     With sweep.repeats N > 1 the same model and optimizer are swept N times, each from the restored
@@ -156,7 +158,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
         loader = _repeat_loader(spec, built, device, ctx, repeat, runs, on_repeat)
         try:
             result = run_sweep(built.model, built.optimizer, loader, built.loss_fn, config, step_fn=built.step_fn,
-                               on_step=on_step, val_fn=built.val_fn, group_scales=built.scales)
+                               on_step=on_step, val_fn=built.val_fn, group_scales=built.scales, on_snapshot=on_snapshot)
         except Interrupted as stop:
             runs.append(Repeat(seed, stop.result))
             stop.result = _combined(spec, runs, built)

@@ -125,6 +125,25 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches
     return total
 
 
+def scale_now(config: StepConfig) -> torch.Tensor | None:
+    """The GradScaler's scale as a device tensor (no host sync), or None without a scaler; see `skipped_since`."""
+    if config.scaler is None:
+        return None
+    return config.scaler.scale(torch.ones((), device=config.device))  # a disabled scaler hands back the 1
+
+
+def skipped_since(config: StepConfig, scale: torch.Tensor | None) -> torch.Tensor | None:
+    """Whether the step taken since `scale_now` was skipped, as a 0-d bool tensor on the device (None without a scaler).
+
+    GradScaler.update() multiplies the scale by backoff_factor (< 1) exactly when the step found inf or
+    NaN gradients and skipped optimizer.step(), and otherwise keeps it or grows it (torch.amp.GradScaler):
+    a lower scale is a skipped step, read without a host sync.
+    """
+    if scale is None:
+        return None
+    return scale_now(config) < scale
+
+
 def scalar_loss(value: Any, step_fn: Callable, loss_fn: Callable | None) -> torch.Tensor:
     """`value` as a 0-d loss tensor; StepOutputError naming the step (or the loss) when it is anything else."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
