@@ -156,6 +156,29 @@ def test_the_live_table_numbers_steps_from_0_and_the_bar_shows_an_eta():
     assert re.search(rf"3/5 {ETA} eta {ETA}", final), final
 
 
+def test_the_live_table_is_built_when_rich_redraws_not_at_every_step(monkeypatch):
+    import threading
+
+    built_by_steps = []
+    real = LiveReporter._render
+
+    def render(self):
+        built_by_steps.append(threading.current_thread() is threading.main_thread() and stepping)
+        return real(self)
+
+    monkeypatch.setattr(LiveReporter, "_render", render)
+    console = Console(file=io.StringIO(), force_terminal=True, width=120, color_system=None)
+    with LiveReporter(console, "title", 200) as reporter:
+        stepping = True
+        for step in range(200):
+            reporter.on_step(Info(step, 200))
+        stepping = False
+    # one draw when the table appears; after that a step only records its row (building the table costs
+    # about as much as a small model's step) and rich redraws it from its own thread
+    assert sum(built_by_steps) <= 1
+    assert len(built_by_steps) >= 2  # drawn all the same: at the start and at the end
+
+
 def test_a_training_failure_names_the_step_as_history_csv_does():
     from lrfind_cli.failures import _step_text
 
