@@ -192,7 +192,7 @@ def _build(spec: Spec, device, ctx) -> Built:
     val_batches = None
     if spec.sweep.val is not None:
         dataset, val_batches = _validation_split(spec, dataset, device)
-    fast = _fast_paths(spec, model, device)
+    fast = _fast_paths(spec, model, device, dataset)
     loss_fn = _loss_on(build_loss(spec.loss), device)
     optimizer, scales = build_optimizer(spec.optimizer, model, spec.sweep.start_lr, loss_fn)
     if ctx is not None:
@@ -211,7 +211,7 @@ def _loader(spec: Spec, built: Built, device, ctx, seed: int, resident: bool = F
     loader = make_loader(built.dataset, batch_size=data.batch_size, shuffle=data.shuffle, drop_last=data.drop_last,
                          num_workers=data.num_workers, seed=seed, device=device, rank=rank, world_size=world,
                          collate_fn=built.collate_fn)
-    if resident and spec.performance.device_batches:
+    if resident and built.performance["device_batches"]:
         loader = resident_batches(loader, spec.sweep.num_iter * spec.sweep.accumulation_steps, device)
     return loader
 
@@ -348,9 +348,15 @@ def _val_fn(batches: list, loss_fn, step_fn) -> Callable:
     return evaluate
 
 
-def _fast_paths(spec, model, device) -> dict[str, bool]:
-    """Switch on channels_last and cuDNN autotune where they help (CUDA); report what is on."""
+def _fast_paths(spec, model, device, dataset) -> dict[str, bool]:
+    """Switch on channels_last and cuDNN autotune where they help (CUDA), choose device batches; report what is on.
+
+    device_batches auto: built-in data (in memory, no transforms: the same batches either way) on CUDA,
+    when the sweep's batches fit (`data.resident_by_default`).
+    """
     import torch
+
+    from .data import BUILTIN_DATASETS, resident_by_default
 
     perf = spec.performance
     cuda = device.type == "cuda"
@@ -360,8 +366,12 @@ def _fast_paths(spec, model, device) -> dict[str, bool]:
         model.to(memory_format=torch.channels_last)
     if cuda and perf.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
-    return {"channels_last": channels_last, "cudnn_benchmark": cuda and perf.cudnn_benchmark,
-            "device_batches": perf.device_batches}
+    device_batches = perf.device_batches
+    if device_batches == "auto":
+        builtin = spec.data.name.lower() in BUILTIN_DATASETS and spec.data.transforms is None
+        count = spec.sweep.num_iter * spec.sweep.accumulation_steps
+        device_batches = builtin and resident_by_default(dataset, spec.data.batch_size, count, device)
+    return {"channels_last": channels_last, "cudnn_benchmark": cuda and perf.cudnn_benchmark, "device_batches": bool(device_batches)}
 
 
 def _record(overrides: dict[str, Any], result: RangeTestResult, spec: Spec, ctx) -> RunRecord:
