@@ -86,8 +86,11 @@ def autocast(device: torch.device, precision: str):
     return nullcontext() if precision == "fp32" else torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def run_bare(task: Task, device: torch.device, channels_last: bool) -> float:
-    """What a careful user writes by hand: same schedule, losses kept on the device, one sync at the end."""
+def run_bare(task: Task, device: torch.device, channels_last: bool, first_step: list | None = None) -> float:
+    """What a careful user writes by hand: same schedule, losses kept on the device, one sync at the end.
+
+    With `first_step` (a list), also waits for the device after step 0 and appends that step's seconds.
+    """
     model, opt = fresh(task, device, channels_last)
     loss_fn = torch.nn.CrossEntropyLoss()
     lrs = lr_schedule(START_LR, END_LR, task.steps)
@@ -111,12 +114,15 @@ def run_bare(task: Task, device: torch.device, channels_last: bool) -> float:
         loss.backward()
         opt.step()
         losses[i] = loss.detach()
+        if i == 0 and first_step is not None:
+            sync(device)
+            first_step.append(time.perf_counter() - t0)
     losses.tolist()
     sync(device)
     return time.perf_counter() - t0
 
 
-def run_lrfind(task: Task, device: torch.device, channels_last: bool) -> float:
+def run_lrfind(task: Task, device: torch.device, channels_last: bool, timings: list | None = None) -> float:
     model, opt = fresh(task, device, channels_last)
     sync(device)
     t0 = time.perf_counter()
@@ -125,6 +131,8 @@ def run_lrfind(task: Task, device: torch.device, channels_last: bool) -> float:
     sync(device)
     elapsed = time.perf_counter() - t0
     assert result.num_steps == task.steps, result.stop_reason
+    if timings is not None:
+        timings.append(result.timing)
     return elapsed
 
 
@@ -170,9 +178,37 @@ def measure(task: Task, device: torch.device, reps: int, channels_last: bool) ->
     return times
 
 
-def process_overhead(reps: int) -> tuple[float, float]:
-    """Median wall time of `lrfind run configs/tiny.yaml --json` minus its sweep time, and that sweep time."""
-    extra, sweep = [], []
+def breakdown(task: Task, device: torch.device, reps: int, channels_last: bool) -> list[str]:
+    """Rows of the cost table: where each contender's time goes, medians of `reps` interleaved runs.
+
+    The bare loop waits for the device once more, after step 0, to time it; its steady step is the mean
+    of the later steps. lrfind's figures are its result's `timing` block (steady_step_s: the median time
+    per step between two reads of the losses).
+    """
+    loader_cache.setdefault(task.name, loader(task, device))
+    firsts: list[float] = []
+    timings: list = []
+    bare, sweep = [], []
+    for rep in range(reps):
+        runs = [lambda: bare.append(run_bare(task, device, channels_last, firsts)),
+                lambda: sweep.append(run_lrfind(task, device, channels_last, timings))]
+        for run in runs[rep % 2:] + runs[:rep % 2]:
+            run()
+    med = statistics.median
+    first = med(firsts)
+    steady = med((total - f) / (task.steps - 1) for total, f in zip(bare, firsts))
+    rows = [f"| {task.name} | bare loop | {med(bare):.3f} | - | {first:.4f} | {steady * 1e3:.2f} | - | 1.000 |"]
+    lr_first = med(t.first_step_s for t in timings)
+    lr_steady = med(t.steady_step_s for t in timings)
+    fixed = f"{med(t.snapshot_s for t in timings):.4f} / {med(t.restore_s for t in timings):.4f}"
+    rows.append(f"| {task.name} | lrfind range_test | {med(sweep):.3f} | {fixed} | {lr_first:.4f} | {lr_steady * 1e3:.2f} | "
+                f"{med(t.startup_s or 0 for t in timings):.1f} | {lr_steady / steady:.3f} |")
+    return rows
+
+
+def process_overhead(reps: int) -> tuple[float, float, float]:
+    """Medians of `lrfind run configs/tiny.yaml --json`: wall time minus its sweep, the sweep, and its timing.startup_s."""
+    extra, sweep, startup = [], [], []
     for _ in range(reps):
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "lrfind_cli", "run", "configs/tiny.yaml", "--json", "--out",
@@ -181,7 +217,8 @@ def process_overhead(reps: int) -> tuple[float, float]:
         doc = json.loads(out.stdout)
         extra.append(wall - doc["duration_s"])
         sweep.append(doc["duration_s"])
-    return statistics.median(extra), statistics.median(sweep)
+        startup.append(doc["timing"]["startup_s"] or 0.0)
+    return statistics.median(extra), statistics.median(sweep), statistics.median(startup)
 
 
 def startup(reps: int) -> list[tuple[str, float]]:
@@ -216,6 +253,7 @@ def main() -> None:
     parser.add_argument("--mlp-reps", type=int, default=31, help="repetitions of the overhead-bound task (cheap, noisier)")
     parser.add_argument("--mlp-steps", type=int, default=300)
     parser.add_argument("--resnet-steps", type=int, default=30)
+    parser.add_argument("--breakdown-reps", type=int, default=5, help="repetitions of the cost breakdown (0: skip it)")
     parser.add_argument("--write", help="append the table to this markdown file")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -238,10 +276,19 @@ def main() -> None:
             med, low = statistics.median(t), min(t)
             lines.append(f"| {task.name} | {task.steps} | {name} | {med:.3f} | {med / base:.3f} | {low:.3f} | {low / base_min:.3f} |")
         print("\n".join(lines[-len(times):]), flush=True)
+    if args.breakdown_reps:
+        lines += ["", f"Where the time goes (medians of {args.breakdown_reps} interleaved runs; lrfind's from its result's "
+                  "`timing` block, startup_s being this benchmark process's age at the snapshot):", "",
+                  "| task | contender | total s | snapshot / restore s | first step s | steady step ms | startup s | "
+                  "steady / bare loop's |", "|---|---|---|---|---|---|---|---|"]
+        for task in tasks:
+            lines += breakdown(task, device, args.breakdown_reps, channels_last=cuda and "resnet" in task.name)
+            print("\n".join(lines[-2:]), flush=True)
     if not cuda:
-        extra, sweep = process_overhead(3)
+        extra, sweep, startup = process_overhead(3)
         lines += ["", f"Whole process, `lrfind run configs/tiny.yaml --json`: {extra:.2f} s outside the sweep "
-                  f"(imports, building, plotting, writing) around a {sweep:.2f} s sweep.", "",
+                  f"(imports, building, plotting, writing) around a {sweep:.2f} s sweep; timing.startup_s (process "
+                  f"start to the snapshot) {startup:.2f} s.", "",
                   "| command | wall s (median of 5) |", "|---|---|"]
         lines += [f"| `{name}` | {wall:.2f} |" for name, wall in startup(5)]
     text = "\n".join(lines) + "\n"

@@ -175,3 +175,47 @@ def test_a_disk_snapshot_that_does_not_fit_says_where_it_would_go():
     with pytest.raises(SnapshotTooLarge, match="TMPDIR"):
         check_fits(2_000_000, True, 1_000_000)
     check_fits(2_000_000, False, None)  # unknown: not refused
+
+
+FSDP_SCRIPT = """
+import torch, torch.distributed as dist
+from torch.distributed.fsdp import fully_shard
+from lrfind_cli import range_test
+
+dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+fully_shard(model)
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+model(torch.randn(3, 4)).sum().backward()
+opt.step()
+shards = lambda: [t.to_local() if hasattr(t, "to_local") else t
+                  for p in model.parameters() for t in (p, p.grad, *opt.state[p].values())]
+held = shards()
+values = [t.clone() for t in held]
+data = [(torch.randn(8, 4), torch.randn(8, 2)) for _ in range(4)]
+for mode in ("memory", "disk"):
+    result = range_test(model, opt, data, torch.nn.MSELoss(), num_iter=20, end_lr=1.0, snapshot=mode)
+    assert result.num_steps == 20
+    now = shards()
+    assert len(now) == len(held) and all(a.data_ptr() == b.data_ptr() for a, b in zip(now, held)), mode
+    assert all(torch.equal(a, b) for a, b in zip(held, values)), mode
+dist.destroy_process_group()
+print("restored")
+"""
+
+
+def test_fsdp_shards_are_restored_in_place_from_their_local_tensors(cli_repo):
+    # FSDP2 parameters, gradients and Adam state are DTensors: the snapshot keeps each rank's local shard
+    import os
+    import subprocess
+    import sys
+
+    import torch.distributed.fsdp
+
+    if not torch.distributed.is_available() or not hasattr(torch.distributed.fsdp, "fully_shard"):
+        pytest.skip("this torch has no FSDP2 (torch.distributed.fsdp.fully_shard)")
+
+    env = {**os.environ, "PYTHONPATH": str(cli_repo)}
+    done = subprocess.run([sys.executable, "-c", FSDP_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and "restored" in done.stdout, done.stderr[-2000:]
