@@ -147,7 +147,7 @@ def skipped_since(config: StepConfig, scale: torch.Tensor | None) -> torch.Tenso
 def scalar_loss(value: Any, step_fn: Callable, loss_fn: Callable | None) -> torch.Tensor:
     """`value` as a 0-d loss tensor; StepOutputError naming the step (or the loss) when it is anything else."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return value.reshape(())
+        return value if value.dim() == 0 else value.reshape(())  # a 0-d loss as it is: no view node to backpropagate
     if isinstance(value, torch.Tensor):
         returned = f"a tensor of shape {tuple(value.shape)}"
         fix = "reduce it to one number (e.g. .mean(), or the loss's reduction='mean')"
@@ -184,7 +184,7 @@ def loss_of(output: Any) -> torch.Tensor:
             raise TypeError(f"the model returned a tensor of shape {tuple(loss.shape)} where a scalar loss was expected; "
                             "without a loss function the model must return its loss (reduced to one number), "
                             "or name a loss in the spec")
-        return loss.reshape(())
+        return loss if loss.dim() == 0 else loss.reshape(())
     raise TypeError(f"the model returned a {type(output).__name__} with no loss in it; without a loss function the model "
                     "must return a loss tensor, an object with .loss, or a dict with 'loss'")
 
