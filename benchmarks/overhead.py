@@ -254,8 +254,11 @@ def main() -> None:
     parser.add_argument("--mlp-steps", type=int, default=300)
     parser.add_argument("--resnet-steps", type=int, default=30)
     parser.add_argument("--breakdown-reps", type=int, default=5, help="repetitions of the cost breakdown (0: skip it)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's); 1 steadies a busy machine")
     parser.add_argument("--write", help="append the table to this markdown file")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     if cuda:
