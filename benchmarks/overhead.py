@@ -200,7 +200,7 @@ def breakdown(task: Task, device: torch.device, reps: int, channels_last: bool) 
     rows = [f"| {task.name} | bare loop | {med(bare):.3f} | - | {first:.4f} | {steady * 1e3:.2f} | - | 1.000 |"]
     lr_first = med(t.first_step_s for t in timings)
     lr_steady = med(t.steady_step_s for t in timings)
-    fixed = f"{med(t.snapshot_s for t in timings):.4f} / {med(t.restore_s for t in timings):.4f}"
+    fixed = " / ".join(f"{med(getattr(t, name) for t in timings):.4f}" for name in ("snapshot_s", "restore_s", "suggest_s"))
     rows.append(f"| {task.name} | lrfind range_test | {med(sweep):.3f} | {fixed} | {lr_first:.4f} | {lr_steady * 1e3:.2f} | "
                 f"{med(t.startup_s or 0 for t in timings):.1f} | {lr_steady / steady:.3f} |")
     return rows
@@ -282,7 +282,7 @@ def main() -> None:
     if args.breakdown_reps:
         lines += ["", f"Where the time goes (medians of {args.breakdown_reps} interleaved runs; lrfind's from its result's "
                   "`timing` block, startup_s being this benchmark process's age at the snapshot):", "",
-                  "| task | contender | total s | snapshot / restore s | first step s | steady step ms | startup s | "
+                  "| task | contender | total s | snapshot / restore / suggest s | first step s | steady step ms | startup s | "
                   "steady / bare loop's |", "|---|---|---|---|---|---|---|---|"]
         for task in tasks:
             lines += breakdown(task, device, args.breakdown_reps, channels_last=cuda and "resnet" in task.name)

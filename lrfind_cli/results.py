@@ -38,6 +38,7 @@ class Timing:
     steady_step_s  the median time per step after step 0, measured between reads of the losses (on a GPU,
                    16 steps at a time, so no step waits for the host)
     restore_s      putting everything back
+    suggest_s      reading the suggestions off the curve
     """
 
     startup_s: float | None
@@ -45,6 +46,7 @@ class Timing:
     first_step_s: float | None
     steady_step_s: float | None
     restore_s: float
+    suggest_s: float = 0.0
 
 
 @dataclass(frozen=True)

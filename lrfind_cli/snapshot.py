@@ -117,6 +117,7 @@ class Snapshot:
     loss: torch.nn.Module | None = None
     peak_host_bytes: int = field(default=0, init=False)
     _plan: _Plan | None = field(default=None, init=False, repr=False)
+    _size: int | None = field(default=None, init=False, repr=False)  # nbytes, once captured
     _store: MemoryStore | DiskStore | None = field(default=None, init=False, repr=False)
     _groups: list[dict] = field(default_factory=list, init=False, repr=False)
     _scaler: dict | None = field(default=None, init=False, repr=False)
@@ -126,8 +127,10 @@ class Snapshot:
     @property
     def nbytes(self) -> int:
         """The snapshot's size in bytes (model, gradients, buffers, optimizer state), the same before and after the capture."""
-        plan = self._plan or self._walk()
-        return plan.nbytes + plan.kept_bytes
+        if self._size is None:
+            plan = self._plan or self._walk()
+            return plan.nbytes + plan.kept_bytes
+        return self._size
 
     @property
     def host_bytes(self) -> int:
@@ -151,6 +154,7 @@ class Snapshot:
         plan = self._walk()
         self._store = (DiskStore if self.to_disk else MemoryStore)(plan.nbytes, plan.pinned, self._account)
         self._plan = plan
+        self._size = plan.nbytes + plan.kept_bytes
         self._account(0)
         for saved in plan.saved:
             self._store.write(saved.slot, _local(saved.target))

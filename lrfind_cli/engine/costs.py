@@ -25,7 +25,7 @@ def process_age() -> float | None:
 
 
 def timing_of(startup_s: float | None, snapshot_s: float, captured_at: float, reads: list[tuple[int, float]],
-              restore_s: float) -> Timing:
+              restore_s: float, suggest_s: float = 0.0) -> Timing:
     """The sweep's time, from the moments the guard and the loss reader noted.
 
     `reads` holds (steps trained, perf_counter) at each read of the losses; the first read comes right
@@ -36,7 +36,7 @@ def timing_of(startup_s: float | None, snapshot_s: float, captured_at: float, re
     first = reads[0][1] - captured_at if reads and reads[0][0] == 1 else None
     per_step = [(t1 - t0) / (n1 - n0) for (n0, t0), (n1, t1) in zip(reads, reads[1:]) if n1 > n0]
     return Timing(startup_s=startup_s, snapshot_s=snapshot_s, first_step_s=first,
-                  steady_step_s=statistics.median(per_step) if per_step else None, restore_s=restore_s)
+                  steady_step_s=statistics.median(per_step) if per_step else None, restore_s=restore_s, suggest_s=suggest_s)
 
 
 def memory_of(device: torch.device, snapshot_bytes: int) -> MemoryUse:

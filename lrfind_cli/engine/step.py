@@ -223,15 +223,15 @@ def to_device(batch: Any, device: torch.device) -> Any:
     """Tensors inside tuples, lists and dicts (at any depth) moved to `device`; the containers keep their types."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):  # before Mapping: an isinstance check against an ABC costs more
+        moved = [to_device(v, device) for v in batch]
+        return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
     if isinstance(batch, Mapping):
         moved = {k: to_device(v, device) for k, v in batch.items()}
         try:
             return type(batch)(moved)  # keep the mapping's own type (e.g. a tokenizer's batch object)
         except TypeError:
             return moved
-    if isinstance(batch, (list, tuple)):
-        moved = [to_device(v, device) for v in batch]
-        return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
     return batch
 
 

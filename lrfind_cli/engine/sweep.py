@@ -139,9 +139,11 @@ def run_sweep(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_lo
         raise TrainingFailed(at.step) from exc  # wrapped after the restore, so a held signal's context is the failure itself
     if stop.status != "interrupted" and guard.late_interrupt():
         stop = reader.interrupted()  # a signal that came while restoring after a normal end acts now, on the restored state
-    result = _result(reader, stop, config, device, time.perf_counter() - started)
+    ended = time.perf_counter()
+    result = _result(reader, stop, config, device, ended - started)
     result.group_scales = ratios
-    result.timing = timing_of(guard.startup_s, guard.snapshot_s, guard.captured_at, reader.reads, guard.restore_s)
+    result.timing = timing_of(guard.startup_s, guard.snapshot_s, guard.captured_at, reader.reads, guard.restore_s,
+                              suggest_s=time.perf_counter() - ended)
     result.memory = memory_of(device, state.nbytes)
     if stop.status == "interrupted":
         raise Interrupted(result=result)
