@@ -288,10 +288,10 @@ def main() -> None:
             lines += breakdown(task, device, args.breakdown_reps, channels_last=cuda and "resnet" in task.name)
             print("\n".join(lines[-2:]), flush=True)
     if not cuda:
-        extra, sweep, startup = process_overhead(3)
+        extra, sweep, startup_s = process_overhead(3)
         lines += ["", f"Whole process, `lrfind run configs/tiny.yaml --json`: {extra:.2f} s outside the sweep "
                   f"(imports, building, plotting, writing) around a {sweep:.2f} s sweep; timing.startup_s (process "
-                  f"start to the snapshot) {startup:.2f} s.", "",
+                  f"start to the snapshot) {startup_s:.2f} s.", "",
                   "| command | wall s (median of 5) |", "|---|---|"]
         lines += [f"| `{name}` | {wall:.2f} |" for name, wall in startup(5)]
     text = "\n".join(lines) + "\n"
