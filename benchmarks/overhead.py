@@ -12,6 +12,12 @@ range that does not diverge, so every contender does exactly `steps` optimizer s
 the median wall time per contender and its ratio to the bare loop's median; the fastest repetition
 and its ratio are shown too, as they are less disturbed by other work on a shared machine.
 torch-lr-finder runs when installed (`pip install -e '.[bench]'`); its progress bar goes to stderr.
+
+A second table gives each contender's peak memory, the largest over its repetitions: on the device
+(torch.cuda.max_memory_allocated, reset before each run) and on the host (the process's peak resident
+set, VmHWM, reset before each run through /proc/self/clear_refs on Linux; "n/a" where that is not possible).
+On CUDA a ~100M-parameter transformer in bf16 (`--transformer-steps`) shows a model whose step dominates.
+`--dry-run` runs every task at toy sizes on the CPU, one repetition each, to check the script itself.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lrfind_cli import lr_schedule, range_test  # noqa: E402
-from lrfind_cli.data import SyntheticImages  # noqa: E402
+from lrfind_cli.data import SyntheticImages, SyntheticSequences  # noqa: E402
+from lrfind_cli.engine import to_device  # noqa: E402
+from lrfind_cli.models import TinyCausalLM  # noqa: E402
 
 START_LR, END_LR = 1e-5, 1e-2  # no divergence: every contender runs all steps
 
@@ -44,6 +52,7 @@ class Task:
     dataset: object
     batch_size: int
     precision: str = "fp32"
+    own_loss: bool = False  # the model returns its loss from a dict batch (model(**batch)["loss"]); else cross-entropy
 
 
 def mlp_task(steps: int) -> Task:
@@ -58,13 +67,26 @@ def mlp_task(steps: int) -> Task:
     return Task("MLP 64-256-256-10, batch 64", steps, build, torch.utils.data.TensorDataset(x, y), 64)
 
 
-def resnet_task(steps: int, batch: int, name: str = "resnet18", precision: str = "fp32") -> Task:
+def resnet_task(steps: int, batch: int, name: str = "resnet18", precision: str = "fp32", size: int = 32) -> Task:
     import torchvision
 
     def build():
         return torchvision.models.get_model(name, num_classes=10)
 
-    return Task(f"{name} 3x32x32, batch {batch}, {precision}", steps, build, SyntheticImages(num_samples=batch * 8), batch, precision)
+    data = SyntheticImages(num_samples=batch * 8, height=size, width=size)
+    return Task(f"{name} 3x{size}x{size}, batch {batch}, {precision}", steps, build, data, batch, precision)
+
+
+def transformer_task(steps: int, batch: int = 16, seq: int = 256, dim: int = 768, depth: int = 12, vocab: int = 8192) -> Task:
+    """A decoder-only transformer in bf16 whose step dominates: at the defaults 98M parameters (12 blocks of width 768,
+    as GPT-2 small, with an 8192-token vocabulary), 4096 tokens per step."""
+
+    def build():
+        return TinyCausalLM(vocab_size=vocab, dim=dim, depth=depth, heads=max(dim // 64, 1), max_len=seq)
+
+    millions = sum(p.numel() for p in build().parameters()) / 1e6
+    data = SyntheticSequences(num_samples=batch * 8, seq_len=seq, vocab_size=vocab)
+    return Task(f"transformer {millions:.3g}M params, {batch}x{seq} tokens, bf16", steps, build, data, batch, "bf16", own_loss=True)
 
 
 def loader(task: Task, device: torch.device):
@@ -101,16 +123,16 @@ def run_bare(task: Task, device: torch.device, channels_last: bool, first_step: 
     model.train()
     for i in range(task.steps):
         try:
-            x, y = next(batches)
+            batch = next(batches)
         except StopIteration:
             batches = iter(loader_cache[task.name])
-            x, y = next(batches)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            batch = next(batches)
+        batch = to_device(batch, device)  # non-blocking copies of every tensor in the batch
         for group in opt.param_groups:
             group["lr"] = float(lrs[i])
         opt.zero_grad(set_to_none=True)
         with autocast(device, task.precision):
-            loss = loss_fn(model(x), y)
+            loss = model(**batch)["loss"] if task.own_loss else loss_fn(model(batch[0]), batch[1])
         loss.backward()
         opt.step()
         losses[i] = loss.detach()
@@ -126,8 +148,9 @@ def run_lrfind(task: Task, device: torch.device, channels_last: bool, timings: l
     model, opt = fresh(task, device, channels_last)
     sync(device)
     t0 = time.perf_counter()
-    result = range_test(model, opt, loader_cache[task.name], torch.nn.CrossEntropyLoss(), start_lr=START_LR, end_lr=END_LR,
-                        num_iter=task.steps, precision=task.precision)
+    loss_fn = None if task.own_loss else torch.nn.CrossEntropyLoss()
+    result = range_test(model, opt, loader_cache[task.name], loss_fn, start_lr=START_LR, end_lr=END_LR,
+                        num_iter=task.steps, precision=task.precision, extend_decades=0)  # the bare loop's steps exactly
     sync(device)
     elapsed = time.perf_counter() - t0
     assert result.num_steps == task.steps, result.stop_reason
@@ -157,13 +180,47 @@ def sync(device: torch.device) -> None:
 loader_cache: dict = {}
 
 
-def measure(task: Task, device: torch.device, reps: int, channels_last: bool) -> dict[str, list[float]]:
+def host_peak_resettable() -> bool:
+    """Reset the process's peak resident set (Linux: VmHWM, through /proc/self/clear_refs); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def host_peak_bytes() -> int | None:
+    """The process's peak resident set since the last reset (VmHWM), None where /proc is not there."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def with_peaks(run, task: Task, device: torch.device, channels_last: bool) -> tuple[float, int | None, int | None]:
+    """(seconds, peak device bytes or None, peak host bytes or None) of one run of a contender."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+    host = host_peak_resettable()
+    seconds = run(task, device, channels_last)
+    peak_device = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return seconds, peak_device, host_peak_bytes() if host else None
+
+
+def measure(task: Task, device: torch.device, reps: int, channels_last: bool) -> tuple[dict[str, list[float]], dict[str, tuple]]:
+    """Wall times of every contender's repetitions, and each contender's largest (device, host) peaks over them."""
     loader_cache[task.name] = loader(task, device)
     contenders = {"bare loop": run_bare, "lrfind range_test": run_lrfind}
     try:
         import torch_lr_finder  # noqa: F401
 
-        if task.precision == "fp32":
+        if task.precision == "fp32" and not task.own_loss:
             contenders["torch-lr-finder"] = run_torch_lr_finder
     except ImportError:
         pass
@@ -171,11 +228,34 @@ def measure(task: Task, device: torch.device, reps: int, channels_last: bool) ->
     for name in names:  # warm-up: allocator, cuDNN autotune, first-call costs
         contenders[name](task, device, channels_last)
     times: dict[str, list[float]] = {n: [] for n in names}
+    peaks: dict[str, tuple] = {n: (None, None) for n in names}
     for rep in range(reps):
         order = names[rep % len(names):] + names[: rep % len(names)]
         for name in order:
-            times[name].append(contenders[name](task, device, channels_last))
-    return times
+            seconds, peak_device, peak_host = with_peaks(contenders[name], task, device, channels_last)
+            times[name].append(seconds)
+            peaks[name] = tuple(_larger(old, new) for old, new in zip(peaks[name], (peak_device, peak_host)))
+    return times, peaks
+
+
+def _larger(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def memory_rows(task: Task, peaks: dict[str, tuple]) -> list[str]:
+    """Rows of the memory table: each contender's peaks in MiB and against the bare loop's."""
+    def shown(value, base):
+        if value is None:
+            return "n/a", "n/a"
+        extra = "n/a" if base is None else f"{(value - base) / 2**20:+.0f}"
+        return f"{value / 2**20:.0f}", extra
+
+    base_device, base_host = peaks["bare loop"]
+    rows = []
+    for name, (device_peak, host_peak) in peaks.items():
+        cells = [*shown(device_peak, base_device), *shown(host_peak, base_host)]
+        rows.append(f"| {task.name} | {name} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def breakdown(task: Task, device: torch.device, reps: int, channels_last: bool) -> list[str]:
@@ -246,39 +326,58 @@ def machine(device: torch.device) -> str:
     return text
 
 
+def tasks_for(args, device: torch.device) -> list[Task]:
+    """The tasks of this run: the MLP and ResNet-18 everywhere; ResNet-50 and the transformer (both bf16) on CUDA; toys with --dry-run."""
+    if args.dry_run:
+        return [mlp_task(20), resnet_task(3, 4, size=8), resnet_task(3, 4, name="resnet50", precision="bf16", size=8),
+                transformer_task(3, batch=2, seq=16, dim=32, depth=2, vocab=64)]
+    tasks = [mlp_task(args.mlp_steps), resnet_task(args.resnet_steps, 256 if device.type == "cuda" else 32)]
+    if device.type == "cuda":
+        tasks.append(resnet_task(args.resnet_steps, 128, name="resnet50", precision="bf16"))
+        if args.transformer_steps:
+            tasks.append(transformer_task(args.transformer_steps))
+    return tasks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--reps", type=int, default=11, help="repetitions of the compute-bound task")
+    parser.add_argument("--reps", type=int, default=11, help="repetitions of the compute-bound tasks")
     parser.add_argument("--mlp-reps", type=int, default=31, help="repetitions of the overhead-bound task (cheap, noisier)")
     parser.add_argument("--mlp-steps", type=int, default=300)
     parser.add_argument("--resnet-steps", type=int, default=30)
+    parser.add_argument("--transformer-steps", type=int, default=100, help="steps of the ~100M-parameter transformer (CUDA; 0: skip)")
     parser.add_argument("--breakdown-reps", type=int, default=5, help="repetitions of the cost breakdown (0: skip it)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's); 1 steadies a busy machine")
-    parser.add_argument("--write", help="append the table to this markdown file")
+    parser.add_argument("--dry-run", action="store_true", help="every task at toy sizes on the CPU, one repetition: checks the script")
+    parser.add_argument("--write", help="append the tables to this markdown file")
     args = parser.parse_args()
+    if args.dry_run:
+        args.device, args.reps, args.mlp_reps, args.breakdown_reps = "cpu", 1, 1, 1
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
-    tasks = [mlp_task(args.mlp_steps), resnet_task(args.resnet_steps, 256 if cuda else 32)]
-    if cuda:
-        tasks.append(resnet_task(args.resnet_steps, 128, name="resnet50", precision="bf16"))
     lines = [f"### {device.type.upper()}: {machine(device)}", "",
-             f"`{' '.join(['python'] + sys.argv)}` — medians of {args.mlp_reps} (MLP) and {args.reps} (ResNet) "
+             f"`{' '.join(['python'] + sys.argv)}` — medians of {args.mlp_reps} (MLP) and {args.reps} (the others) "
              "interleaved repetitions", "",
              "| task | steps | contender | median s | ratio to bare loop (medians) | fastest s | ratio (fastest) |",
              "|---|---|---|---|---|---|---|"]
+    memory = ["", "Peak memory of each contender (the largest over its repetitions) and its difference from the bare loop's:", "",
+              "| task | contender | peak device MiB | vs bare loop | peak host MiB | vs bare loop |", "|---|---|---|---|---|---|"]
+    tasks = tasks_for(args, device)
     for task in tasks:
         reps = args.mlp_reps if task.name.startswith("MLP") else args.reps
-        times = measure(task, device, reps, channels_last=cuda and "resnet" in task.name)
+        times, peaks = measure(task, device, reps, channels_last=cuda and "resnet" in task.name)
         base, base_min = statistics.median(times["bare loop"]), min(times["bare loop"])
         for name, t in times.items():
             med, low = statistics.median(t), min(t)
             lines.append(f"| {task.name} | {task.steps} | {name} | {med:.3f} | {med / base:.3f} | {low:.3f} | {low / base_min:.3f} |")
+        memory += memory_rows(task, peaks)
         print("\n".join(lines[-len(times):]), flush=True)
+    lines += memory
     if args.breakdown_reps:
         lines += ["", f"Where the time goes (medians of {args.breakdown_reps} interleaved runs; lrfind's from its result's "
                   "`timing` block, startup_s being this benchmark process's age at the snapshot):", "",
@@ -287,7 +386,7 @@ def main() -> None:
         for task in tasks:
             lines += breakdown(task, device, args.breakdown_reps, channels_last=cuda and "resnet" in task.name)
             print("\n".join(lines[-2:]), flush=True)
-    if not cuda:
+    if not cuda and not args.dry_run:
         extra, sweep, startup_s = process_overhead(3)
         lines += ["", f"Whole process, `lrfind run configs/tiny.yaml --json`: {extra:.2f} s outside the sweep "
                   f"(imports, building, plotting, writing) around a {sweep:.2f} s sweep; timing.startup_s (process "

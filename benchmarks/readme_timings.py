@@ -1,6 +1,6 @@
 """The README's numbers, measured: install time and size, `lrfind --help`, a spec typo, the main job.
 
-    python benchmarks/readme_timings.py                  # --help, validate, the main job (configs/resnet.yaml)
+    python benchmarks/readme_timings.py                  # --help, a typo, validate, the main job (configs/resnet.yaml)
     python benchmarks/readme_timings.py --install cpu    # + a fresh venv with CPU-only torch wheels (network)
     python benchmarks/readme_timings.py --install default --skip-main   # + the default (CUDA on Linux) wheels
     python benchmarks/readme_timings.py --install cpu --torch-wheel torch-2.13.0+cpu-...whl --skip-main
@@ -90,13 +90,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--install", choices=["cpu", "default"], action="append", default=[])
     parser.add_argument("--skip-main", action="store_true", help="do not run the main job (minutes on a CPU)")
-    parser.add_argument("--skip-cli", action="store_true", help="do not time --help and validate")
+    parser.add_argument("--skip-cli", action="store_true", help="do not time --help, the typo and validate")
     parser.add_argument("--torch-wheel", help="a CPU-only torch wheel on disk for --install cpu")
     args = parser.parse_args()
     rows: list[tuple[str, str]] = []
     typo = Path(tempfile.mkdtemp()) / "typo.yaml"
     typo.write_text("model: {name: resnet18}\nsweep: {num_iters: 50}\n")
-    commands = [("`lrfind --help`", ["--help"]), ("`lrfind validate` of a spec with a typo (exit 2)", ["validate", str(typo)]),
+    commands = [("`lrfind --help`", ["--help"]), ("`lrfind run` of a spec with a typo (exit 2)", ["run", str(typo)]),
+                ("`lrfind validate` of a spec with a typo (exit 2; imports torch to check the rest)", ["validate", str(typo)]),
                 ("`lrfind validate configs/resnet.yaml` (imports torch)", ["validate", "configs/resnet.yaml"])]
     for label, cmd in [] if args.skip_cli else commands:
         before = load()

@@ -6,12 +6,14 @@ import inspect
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .data import BUILTIN_DATASETS
-from .errors import RunError, short_message, user_frame
+from .errors import RunError, SpecError, short_message, user_frame
+from .failures import refuse_broadcasting
 from .registry import import_object, resolve_dataset, resolve_loss, resolve_model, resolve_optimizer, resolve_transform
 from .targets import parameters_of
 
@@ -30,27 +32,22 @@ def build_model(spec) -> torch.nn.Module:
 # model kwargs that load trained weights when set: torchvision's `weights` / `weights_backbone`, timm's and
 # older torchvision's `pretrained`
 WEIGHT_KWARGS = ("weights", "weights_backbone", "pretrained")
-# their model classes and builders initialise fresh weights unless WEIGHT_KWARGS say (lrfind_cli: the built-ins by import path)
-FRESH_PACKAGES = ("torch", "torchvision", "lrfind_cli")
 
 
-def starts_trained(spec) -> bool | None:
-    """Whether the model a ModelSpec builds holds trained weights: True, False, or None when the spec cannot tell.
+def starts_trained(spec) -> bool:
+    """Whether the model a ModelSpec builds holds trained weights.
 
-    True with a `checkpoint`, a weight-loading kwarg (WEIGHT_KWARGS) set to anything but None/False/"",
-    or a factory named `...from_pretrained`; False for a built-in, torchvision or timm model without
-    them, and for an import path into torch, torchvision or lrfind_cli ("torch.nn:Linear"); None for any other
-    import path (its factory may load weights itself). The suggestion reads a flat-then-rising curve
-    by it (`suggest.summarize`).
+    `model.trained` when the spec sets it; otherwise True with a `checkpoint`, a weight-loading kwarg
+    (WEIGHT_KWARGS) set to anything but None/False/"", or a factory named `...from_pretrained`, and
+    False for every other model: a built-in, torchvision, timm or import-path model starts untrained
+    unless the spec says so (a factory of your own that loads weights itself needs `model.trained: true`).
+    Only a trained model's flat-then-rising curve gets the fine-tuning rate (`suggest.rule`).
     """
+    if spec.trained is not None:
+        return spec.trained
     if spec.checkpoint or "from_pretrained" in spec.name:
         return True
-    if any(spec.kwargs.get(key) not in (None, False, "") for key in WEIGHT_KWARGS):
-        return True
-    module = spec.name.partition(":")[0].lower() if ":" in spec.name else ""
-    if module and module != "timm" and module.split(".")[0] not in FRESH_PACKAGES:
-        return None
-    return False
+    return any(spec.kwargs.get(key) not in (None, False, "") for key in WEIGHT_KWARGS)
 
 
 def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
@@ -197,30 +194,24 @@ def build_optimizer(spec, model: torch.nn.Module, lr: float,
     """The optimizer over the model's trainable parameters, and each param group's lr scale.
 
     Without `param_groups` there is one group. With them, each trainable parameter joins the first
-    group whose glob matches its name; the ones no glob matches form a last group of scale 1.
+    group whose glob matches its name (`assign_groups`); the ones no glob matches form a last group of scale 1.
     Frozen parameters (requires_grad=False) are left out, so they stay untouched. A `loss` module
     with trainable parameters (learned task weights, say) is trained too: its parameters form a
     group of their own, last, at scale 1, as a training script that optimizes them would.
+    Raises SpecError at `optimizer.param_groups.N.params` for a glob that matches no trainable parameter.
     """
-    import fnmatch
-
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise RunError("model: it has no trainable parameters (all have requires_grad=False)", key="model")
+    grouping = assign_groups(named, spec.param_groups or [])
+    if grouping.problems:
+        raise SpecError.at(*grouping.problems[0])
     groups, scales = [], []
-    rest = list(named)
-    for i, group in enumerate(spec.param_groups or []):
-        chosen = [(n, p) for n, p in rest if fnmatch.fnmatchcase(n, group.params)]
-        if not chosen:
-            sample = ", ".join(n for n, _ in named[:4])
-            raise RunError(f"optimizer.param_groups.{i}.params: {group.params!r} matches no trainable parameter "
-                           f"(names look like: {sample}); fix the glob")
-        taken = {id(p) for _, p in chosen}
-        rest = [(n, p) for n, p in rest if id(p) not in taken]
-        groups.append({"params": [p for _, p in chosen], "lr": lr * group.lr_scale, **group.kwargs})
+    for group, members in zip(spec.param_groups or [], grouping.members):
+        groups.append({"params": [p for _, p in members], "lr": lr * group.lr_scale, **group.kwargs})
         scales.append(group.lr_scale)
-    if rest:
-        groups.append({"params": [p for _, p in rest], "lr": lr})
+    if grouping.rest:
+        groups.append({"params": [p for _, p in grouping.rest], "lr": lr})
         scales.append(1.0)
     loss_params = loss_parameters(loss, model)
     if loss_params:
@@ -229,6 +220,34 @@ def build_optimizer(spec, model: torch.nn.Module, lr: float,
     cls = resolve_optimizer(spec.name)
     optimizer = call_user(cls, {"params": groups, "lr": lr, **spec.kwargs}, "optimizer", f"building {spec.name!r}")
     return optimizer, scales
+
+
+@dataclass
+class Grouping:
+    """Trainable (name, parameter) pairs split by the param groups' globs; `problems`: (key, what, fix) per empty group."""
+
+    members: list[list[tuple[str, torch.nn.Parameter]]]  # one list per group, in the spec's order
+    rest: list[tuple[str, torch.nn.Parameter]]  # matched by no glob: the last group, at scale 1
+    problems: list[tuple[str, str, str]]
+
+
+def assign_groups(named: list[tuple[str, torch.nn.Parameter]], groups: list) -> Grouping:
+    """Each parameter to the first ParamGroupSpec whose glob (fnmatch, case-sensitive) matches its name.
+
+    A group whose glob matches no parameter left by the groups before it is a problem at its `params` key.
+    """
+    import fnmatch
+
+    members, rest = [], list(named)
+    for group in groups:
+        chosen = [(n, p) for n, p in rest if fnmatch.fnmatchcase(n, group.params)]
+        taken = {id(p) for _, p in chosen}
+        rest = [(n, p) for n, p in rest if id(p) not in taken]
+        members.append(chosen)
+    sample = ", ".join(n for n, _ in named[:4])
+    problems = [(f"optimizer.param_groups.{i}.params", f"{group.params!r} matches no trainable parameter (names look like: {sample})",
+                 "fix the glob") for i, (group, chosen) in enumerate(zip(groups, members)) if not chosen]
+    return Grouping(members, rest, problems)
 
 
 def loss_parameters(loss: Callable | None, model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -240,12 +259,17 @@ def loss_parameters(loss: Callable | None, model: torch.nn.Module) -> list[torch
 
 
 def build_loss(spec) -> Callable | None:
-    """The loss callable, or None when the spec says `loss: null` (the model returns its loss)."""
+    """The loss callable, or None when the spec says `loss: null` (the model returns its loss).
+
+    An element-wise torch loss (MSELoss, ...) raises failures.OutputMisfit for an output and targets of two shapes.
+    """
     if spec is None:
         return None
     target = resolve_loss(spec.name)
     if inspect.isclass(target):
-        return call_user(target, spec.kwargs, "loss", f"building {spec.name!r}")
+        loss = call_user(target, spec.kwargs, "loss", f"building {spec.name!r}")
+        refuse_broadcasting(loss)
+        return loss
     if spec.kwargs:
         import functools
 

@@ -104,7 +104,8 @@ def run(
 
 @app.command()
 def validate(spec: SpecArg, set_: SetOpt = None, verbose: VerboseOpt = False) -> None:
-    """Check a spec without training: keys, types, names, and kwargs against each target's signature.
+    """Check a spec without training: keys, types, names, kwargs against each target's signature, and what run
+    would refuse once it builds (param_groups globs, a stream's data.shuffle); every problem in one pass.
 
     Examples:
 
@@ -118,7 +119,7 @@ def validate(spec: SpecArg, set_: SetOpt = None, verbose: VerboseOpt = False) ->
     def check() -> None:
         from .spec import load_spec
 
-        loaded = load_spec(spec, list(set_ or []))
+        loaded = load_spec(spec, list(set_ or []), complete=True)
         output.say(f"{spec}: valid ({loaded.spec.model.name}, {loaded.spec.optimizer.name}, {loaded.spec.data.name})")
 
     _guarded(output, verbose, check)
@@ -187,11 +188,14 @@ def schema() -> None:
 def compare(
     results: Annotated[list[Path], typer.Argument(help="result.json files (or directories holding one).", metavar="RESULT",
                                                   show_default=False)],
-    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="Where to write the overlaid plot.")] = Path("compare.png"),
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="FILE",  # noqa: UP045
+                                                help="Write the overlaid plot to FILE (a PNG); without it no file is written.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Overlay saved results (other specs, machines or days) in one plot and print their suggestions.
+    """Print the suggestions of saved results (other specs, machines or days) side by side; with --out, overlay their curves.
+
+    Nothing is written unless --out names the plot's file.
 
     Examples:
 
@@ -205,7 +209,8 @@ def compare(
         from .compare import compare_results
 
         output.compare(compare_results(results, out))
-        output.say(f"wrote {out}")
+        if out is not None:
+            output.say(f"wrote {out}")
 
     _guarded(output, verbose, overlay)
 
@@ -284,11 +289,16 @@ def _guarded(output: Output, verbose: bool, action) -> None:
     except typer.Exit:
         raise
     except (Exception, KeyboardInterrupt) as exc:
+        from .distributed import shared_failure
+
         end = ending(exc)
         if debug and end.traceback:
             traceback.print_exc()  # -v shows the traceback; the exit code stays the contract's
+        code, why = shared_failure(end.code)  # under torchrun: the first failing rank's code, on every rank
         output.error(end)
-        raise typer.Exit(end.code) from None
+        if why:
+            output.say(f"error: {why}")
+        raise typer.Exit(code) from None
 
 
 def _yaml_string(text: str) -> str:

@@ -10,14 +10,27 @@ from .errors import Problem, SpecError, short_message
 from .results import RESULT_JSON, RangeTestResult
 
 
-def compare_results(paths: list[Path], out: Path) -> list[dict[str, Any]]:
-    """Read the results, overlay their curves in the plot at `out`; return one table row per run."""
-    from .plot import save_plot
+def compare_results(paths: list[Path], out: Path | None = None) -> list[dict[str, Any]]:
+    """Read the results and return one table row per run; with `out`, overlay their curves in a plot written there.
 
+    SpecError (nothing written) for an `out` that is a directory or one of the results read.
+    """
     curves, rows = read_results(paths)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_plot(curves, out, "lrfind compare")
+    if out is not None:
+        from .plot import save_plot
+
+        _check_plot_path(out, paths)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_plot(curves, out, "lrfind compare")
     return rows
+
+
+def _check_plot_path(out: Path, paths: list[Path]) -> None:
+    if out.is_dir():
+        raise SpecError(Problem(f"--out {out}", "is a directory", "give the path of the PNG to write, e.g. compare.png"))
+    inputs = {(p / RESULT_JSON if p.is_dir() else p).resolve() for p in paths}
+    if out.resolve() in inputs:
+        raise SpecError(Problem(f"--out {out}", "is one of the results being compared", "give another path for the plot"))
 
 
 def read_results(paths: list[Path]) -> tuple[list[tuple[str, RangeTestResult]], list[dict[str, Any]]]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from .errors import RunError
+from .errors import RunError, SpecError
 
 
 class SyntheticImages(Dataset):
@@ -96,6 +96,26 @@ class SyntheticTabular(Dataset):
 BUILTIN_DATASETS = {"synthetic": SyntheticImages, "synthetic_sequences": SyntheticSequences, "synthetic_tabular": SyntheticTabular}
 
 
+def stream_problems(kind: type, *, shuffle: bool, val_fraction: bool) -> list[tuple[str, str, str]]:
+    """(spec key, what, fix) for what a loader cannot do with a dataset of class `kind` when it is an IterableDataset.
+
+    Such a dataset is a stream (PyTorch's IterableDataset: samples in its own order, no index, perhaps no
+    length or end): a DataLoader cannot shuffle it (`shuffle`), and no fraction of it can be held out for
+    validation (`val_fraction`: sweep.val without a named split). Nothing for a map-style dataset.
+    """
+    if not (isinstance(kind, type) and issubclass(kind, IterableDataset)):
+        return []
+    stream = f"{kind.__name__} is an IterableDataset (a stream read in its own order, without an index)"
+    problems = []
+    if shuffle:
+        problems.append(("data.shuffle", f"{stream}, which a DataLoader cannot shuffle",
+                         "set data.shuffle: false; a stream that should be shuffled shuffles itself, e.g. with a buffer"))
+    if val_fraction:
+        problems.append(("sweep.val.fraction", f"{stream}, so no fraction of it can be held out for validation",
+                         "name a validation split with sweep.val.kwargs instead, e.g. {train: false}, merged into data.kwargs"))
+    return problems
+
+
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, drop_last: bool, num_workers: int, seed: int,
                 device: torch.device, rank: int = 0, world_size: int = 1, collate_fn: Callable | None = None) -> DataLoader:
     """A DataLoader whose order depends only on `seed`; pinned memory when feeding CUDA.
@@ -103,7 +123,11 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, drop_last: 
     `collate_fn` (None: PyTorch's default, which stacks) makes a batch from a list of samples, e.g. padding them.
 
     With world_size > 1 each rank reads its own shard through a DistributedSampler seeded alike.
+    SpecError at data.shuffle for an IterableDataset with `shuffle` (`stream_problems`).
     """
+    problems = stream_problems(type(dataset), shuffle=shuffle, val_fraction=False)
+    if problems:
+        raise SpecError.at(*problems[0])
     try:
         size = len(dataset)  # type: ignore[arg-type]
     except TypeError:

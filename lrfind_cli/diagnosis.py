@@ -16,9 +16,9 @@ def no_suggestion(result: RangeTestResult, precision: str) -> str:
                 f"{result.lrs[0]:.3g}, so nothing was measured; lower sweep.start_lr, check the data for NaN or infinite "
                 f"inputs and for labels the loss cannot take (e.g. out of range), or load a model.checkpoint that is not "
                 f"already broken{fp}")
-    from .suggest import FLAG_NOTES
+    from .suggest import FLAG_NOTES, NO_ANSWER
 
-    flags = result.confidence.get("flags") or []
-    # the message says what the flag in result.json says: too few points, or no fall beyond noise
-    why = FLAG_NOTES["too_few_points" if "too_few_points" in flags else "flat_curve"]
+    flags = result.confidence.flags
+    # the message says what the flag in result.json says (too few points, a rise from the start, no fall, no divergence)
+    why = FLAG_NOTES[next((flag for flag in NO_ANSWER if flag in flags), "flat_curve")]
     return f"no usable suggestion after {result.num_steps} steps ({result.stop_reason}): {why}"

@@ -1,4 +1,4 @@
-"""torchrun glue: the process group from the environment, per-rank devices, and the rank-0 rule."""
+"""torchrun glue: the process group from the environment, per-rank devices, the rank-0 rule, and one exit code for all ranks."""
 
 from __future__ import annotations
 
@@ -100,6 +100,41 @@ def end_together(code: int) -> int:
         dist.barrier()
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return code
+
+
+# The first rank to end on an error writes "RANK CODE" here, in the launcher's store; the key is per run and attempt.
+FAILURE_KEY = "lrfind/failed/{run}/{attempt}"
+STORE_TIMEOUT_S = 5  # the store lives in the launcher, which outlives the ranks; an unreachable one is not waited for
+
+
+def shared_failure(code: int) -> tuple[int, str]:
+    """The exit code of a rank that ends on an error or an interrupt, agreed with the others: (code, why, or '').
+
+    Under torchrun the first rank to end so writes its code to the launcher's store (the TCPStore at
+    MASTER_ADDR:MASTER_PORT); every rank that ends after it, whether it failed in turn (a collective
+    whose peer is gone) or was stopped by the launcher's SIGTERM, exits with that code too, so the
+    launcher's per-rank summary shows one code. SIGTERM is ignored from here on: this rank is ending
+    already. Outside torchrun, or when the store cannot be reached, `code` is returned as it is.
+    """
+    if not launched_by_torchrun():
+        return code, ""
+    import signal
+
+    import torch.distributed as dist
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    key = FAILURE_KEY.format(run=os.environ.get("TORCHELASTIC_RUN_ID", ""), attempt=os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    mine = f"{env_rank()} {code}"
+    try:
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                              timeout=timedelta(seconds=STORE_TIMEOUT_S), wait_for_workers=False)
+        first = store.compare_set(key, "", mine).decode()  # set unless a rank ended before
+    except (RuntimeError, ValueError, OSError):  # no store to agree through: this rank's own code
+        return code, ""
+    if first == mine:
+        return code, ""
+    rank, _, agreed = first.partition(" ")
+    return int(agreed), f"rank {rank} ended first (exit {agreed}); this rank ends with the same code"
 
 
 def teardown() -> None:

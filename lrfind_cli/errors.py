@@ -51,6 +51,12 @@ class SpecError(LrfindError):
         self.problems = [problems] if isinstance(problems, Problem) else list(problems)
         super().__init__("\n".join(str(p) for p in self.problems), key)
 
+    @classmethod
+    def at(cls, key: str, what: str, fix: str = "") -> SpecError:
+        """The problem of spec key `key` (dotted) found after loading, as `key: what (fix)`; the command line puts the
+        key's file:line in front when the spec file has it."""
+        return cls(Problem(key, what, fix), key=key)
+
 
 class RunError(LrfindError):
     """A failure while building objects or running the sweep (missing data, bad checkpoint, ...)."""

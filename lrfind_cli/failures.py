@@ -1,13 +1,73 @@
-"""A failure while training, as one line: at which step, what failed (in the user's code), and how to fix it."""
+"""A failure while training, as one line: at which step, what failed (in the user's code), and how to fix it.
+
+One failure PyTorch lets pass is made one here: a model output whose shape differs from the targets' where the
+loss compares them element by element (torch broadcasts them, at most with a warning, and trains on a wrong loss).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 
 from .errors import RunError, short_message, user_frame
 from .spec import Spec
+
+# torch.nn losses that compare the output with the targets element by element, so both must have one shape; torch
+# broadcasts a mismatch silently (KLDivLoss, PoissonNLLLoss, ...) or with a UserWarning (MSELoss, L1Loss, ...).
+ELEMENTWISE_LOSSES = ("L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss",
+                      "PoissonNLLLoss", "SoftMarginLoss", "MultiLabelSoftMarginLoss", "HingeEmbeddingLoss")
+# torch's own words for such a mismatch: the UserWarning of F.mse_loss & co. (an error while the sweep runs,
+# `misfits_raise`), and the ValueErrors of F.binary_cross_entropy(_with_logits)
+_TORCH_MISFIT = re.compile(r"target size \(torch\.Size\(\[([\d, ]*)\]\)\).*?input size \(torch\.Size\(\[([\d, ]*)\]\)\)",
+                           re.IGNORECASE)
+
+
+class OutputMisfit(ValueError):
+    """The model's output and the targets differ in shape where the loss compares them element by element."""
+
+    def __init__(self, loss: str, output: tuple[int, ...], target: tuple[int, ...]):
+        super().__init__(f"{loss} got an output of shape {list(output)} and targets of shape {list(target)}")
+        self.loss, self.output, self.target = loss, output, target
+
+    @classmethod
+    def of(cls, exc: BaseException, loss: str) -> OutputMisfit | None:
+        """`exc` itself, or the misfit torch's message describes (None when it describes none)."""
+        if isinstance(exc, OutputMisfit):
+            return exc
+        found = _TORCH_MISFIT.search(str(exc))
+        if found is None:
+            return None
+        target, output = (tuple(int(n) for n in group.split(",") if n.strip()) for group in found.groups())
+        return cls(loss, output, target)
+
+
+def refuse_broadcasting(loss) -> None:
+    """Make an element-wise torch.nn loss module (ELEMENTWISE_LOSSES) raise OutputMisfit for output and targets of two shapes.
+
+    A forward pre-hook on the module, so it holds wherever the loss is called (the sweep, the verification).
+    """
+    import torch
+
+    if not (isinstance(loss, torch.nn.Module) and type(loss).__module__.startswith("torch.nn")
+            and type(loss).__name__ in ELEMENTWISE_LOSSES):
+        return
+
+    def same_shape(module, args) -> None:
+        if len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]) and args[0].shape != args[1].shape:
+            raise OutputMisfit(type(module).__name__, tuple(args[0].shape), tuple(args[1].shape))
+
+    loss.register_forward_pre_hook(same_shape)
+
+
+@contextlib.contextmanager
+def misfits_raise() -> Iterator[None]:
+    """While the sweep runs, torch's broadcasting warning (an element-wise loss called by a user's step or loss) is an error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r"Using a target size .* that is different to the input size", category=UserWarning)
+        yield
 
 
 def training_error(exc: BaseException, step: int | None, spec: Spec, device) -> BaseException:
@@ -33,6 +93,9 @@ def training_error(exc: BaseException, step: int | None, spec: Spec, device) -> 
         return RunError(f"data: {spec.data.name!r} {at}: {exc}", key="data")
     if isinstance(exc, StepOutputError):
         return RunError(_step_output_message(exc, spec, at), key="step" if exc.source == "step" and spec.step else "loss")
+    misfit = OutputMisfit.of(exc, f"loss {spec.loss.name!r}" if spec.loss and not spec.step else "the loss")
+    if misfit is not None:
+        return RunError(_misfit_message(misfit, spec, at), key="step" if spec.step else "model.kwargs")
     what, where = _plain_failure(exc)
     if _in_data_loading(exc):
         return RunError(f"data: reading a batch of {spec.data.name!r} failed {at}: {what}{where}; fix the dataset "
@@ -48,6 +111,18 @@ def _step_output_message(exc, spec: Spec, at: str) -> str:
     name = spec.loss.name if spec.loss else "?"
     return (f"loss: {name!r} returned {exc.returned} {at}, where a scalar loss is needed; reduce it to one number "
             "(e.g. loss.kwargs.reduction: mean) or compute the loss in a step function")
+
+
+def _misfit_message(misfit: OutputMisfit, spec: Spec, at: str) -> str:
+    """An output that does not fit an element-wise loss: both shapes, why it matters, what to change."""
+    why = f"{misfit.loss} compares them element by element, and broadcasting one to the other would train on a wrong loss"
+    output, target = list(misfit.output), list(misfit.target)
+    if spec.step:
+        return (f"step: in step {spec.step!r} a loss got an output of shape {output} and targets of shape {target} {at}; "
+                f"{why}; make them the same shape in the step function")
+    return (f"model.kwargs: the output of model {spec.model.name!r} has shape {output} and the targets of data "
+            f"{spec.data.name!r} have shape {target} {at}; {why}; set model.kwargs so the output has the targets' shape "
+            "(e.g. out_features or num_classes), or reshape the targets in the dataset or a step function")
 
 
 def _failure_hint(what: str, spec: Spec) -> str:

@@ -101,11 +101,11 @@ class Output:
                 self.data(f"{result.suggested_lr!r}\n")
         else:
             self.data(human_summary(outcome))
-        if result.suggested_lr is not None:
-            from .suggest import LOW_CONFIDENCE
-
-            for flag, note in zip(result.confidence.get("flags", []), result.confidence.get("notes", [])):
-                self.warning(f"{'low confidence' if flag in LOW_CONFIDENCE else 'note'} ({flag}): {note}")
+        quality = result.confidence
+        for flag, note in zip(quality.flags, quality.notes):
+            # without an answer its one reason is said instead (diagnosis); steps the GradScaler skipped are said either way
+            if result.suggested_lr is not None or flag == "skipped_steps":
+                self.warning(f"{'low confidence' if flag in quality.low else 'note'} ({flag}): {note}")
 
     def partial(self, outcome) -> None:
         """An interrupted run's partial result.json on stdout (json mode, rank 0)."""
@@ -158,11 +158,11 @@ def human_summary(outcome) -> str:
         lines.append(f"lr_range: {result.lr_range[0]:.4g} .. {result.lr_range[1]:.4g} (base_lr .. max_lr for a cyclic schedule)")
     lines += [f"  {name:<9} {'-' if lr is None else format(lr, '.4g')}" for name, lr in listed(result.suggestions).items()]
     quality = result.confidence
-    if quality.get("repeats", 1) > 1:
-        spread = quality.get("spread_decades")
-        lines.append(f"repeats: {quality['repeats']}, spread of the suggestion {'-' if spread is None else f'{spread:.2f} decades'}")
+    if quality.repeats > 1:
+        spread = quality.spread_decades
+        lines.append(f"repeats: {quality.repeats}, spread of the suggestion {'-' if spread is None else f'{spread:.2f} decades'}")
     if result.best["lr"] is not None:
-        lines.append(f"best smoothed loss {result.best['loss']:.4g} at lr {result.best['lr']:.4g}")
+        lines.append(f"best loss {result.best['loss']:.4g} at lr {result.best['lr']:.4g} (the zero-lag curve's lowest point)")
     lines.append(f"{result.status}: {result.stop_reason}")
     lines += _grid_lines(outcome.document)
     lines.append(f"outputs: {outcome.out_dir}/ (result.json, history.csv, lr_find.png)")

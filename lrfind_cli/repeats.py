@@ -19,7 +19,8 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
     (`suggest.summarize`: the schedule-aware rule reads their step-by-step mean curve, and `confidence`
     measures the spread of the per-run answers); the history and best point shown on top are the
     first run's, the stop reason names every run's, and `repeats` keeps every run. With one run, that run is returned unchanged.
-    `warm_start` is the model's (see `suggest.summarize`).
+    `warm_start` is the model's (see `suggest.summarize`). When a repeat was interrupted the result is too, and has
+    no suggestion (`RangeTestResult.withdrawn`).
     """
     if not runs:
         raise ValueError("combine needs at least one range test")
@@ -29,7 +30,8 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
     # an interrupted repeat's curve stops wherever the interrupt came: judged as a whole curve it
     # would look flat or undiverged, so it counts only when no repeat finished
     finished = [r for r in results if r.status != "interrupted"] or results
-    summary = summarize([r.curve for r in finished], method, schedule, [r.status for r in finished], warm_start)
+    summary = summarize([r.measured_curve for r in finished], method, schedule, [r.status for r in finished], warm_start,
+                        results[0].end_lr)
     first = results[0]
     status = next(s for s in _STATUS_ORDER if any(r.status == s for r in results))
     stops = "; ".join(f"repeat {i + 1}: {r.stop_reason}" for i, r in enumerate(results))
@@ -37,11 +39,13 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
         first,
         status=status,
         stop_reason=stops,
-        **summary,  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence
+        **summary.fields(),  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence, zero_lag
         duration_s=sum(r.duration_s for r in results),
         repeats=[Repeat(seed, r) for seed, r in runs],
         memory=results[-1].memory,  # the peaks so far: the last repeat's
         extra=dict(first.extra),
     )
+    if status == "interrupted":
+        return combined.withdrawn()  # a partial set of repeats gives no answer
     combined.note_skipped()
     return combined

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -13,6 +14,9 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from .suggest import Confidence, Suggestion, lowest, withheld
+from .suggest import zero_lag as zero_lag_of
 
 SCHEMA_VERSION = 1
 RESULT_JSON = "result.json"
@@ -86,8 +90,8 @@ class RangeTestResult:
     val_losses: list[float | None] | None = None  # validation loss where measured (sweep.val), else None
     schedule: str = "onecycle"  # what suggested_lr is for: a one-cycle max_lr or a constant lr
     lr_range: list[float] | None = None  # [low, high] for cyclic schedules
-    confidence: dict[str, Any] = field(default_factory=lambda: {"spread_decades": None, "flags": []})
-    schedules: dict[str, Any] = field(default_factory=dict)  # per schedule: {"suggested_lr", "lr_range"}
+    confidence: Confidence = field(default_factory=Confidence)
+    schedules: dict[str, Suggestion] = field(default_factory=dict)  # the rule's answer under each schedule
     # sweep.repeats > 1: every range test behind this result, as (loader seed, result); the curve
     # above is the first one's, the suggestions come from all of them
     repeats: list[Repeat] = field(default_factory=list)
@@ -96,10 +100,37 @@ class RangeTestResult:
     timing: Timing | None = None  # None for a result read back from a file that has none
     memory: MemoryUse | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # the zero-lag curve the rule read, step by step from step 0 (with repeats: of their mean); None: read the losses
+    zero_lag: list[float] | None = None
+
+    @property
+    def curve(self) -> list[float | None]:
+        """The zero-lag curve the rule reads, one value per step of `lrs` (None where it has none, and at a step the
+        GradScaler skipped): the one curve `best`, the `minimum` method, the summary line, the live table and the
+        plot's main line all come from."""
+        lrs, _, losses = self.measured_curve
+        values = self.zero_lag if self.zero_lag is not None else zero_lag_of(lrs, losses)[1].tolist()
+        out: list[float | None] = [None] * len(self.lrs)
+        for step, value in zip(_measured_steps(self.skipped, len(self.lrs)), values):
+            out[step] = value
+        return out
+
+    def withdrawn(self, stop_reason: str | None = None) -> RangeTestResult:
+        """This result as an interrupted run's: status interrupted, the history kept, no suggestion (every method's
+        value null, flag interrupted): a partial curve gives no answer a script could take for a finished one's."""
+        return dataclasses.replace(
+            self, status="interrupted", stop_reason=stop_reason or self.stop_reason, suggested_lr=None, lr_range=None,
+            suggestions=dict.fromkeys(self.suggestions), schedules={k: Suggestion(None, None, k) for k in self.schedules},
+            confidence=withheld(self.confidence.repeats), extra=dict(self.extra))
 
     @property
     def num_steps(self) -> int:
         return len(self.lrs)
+
+    @property
+    def extended_steps(self) -> int:
+        """Steps past end_lr: a loss that had not diverged by then was followed further (`engine.sweep.goes_on`)."""
+        return max(0, self.num_steps - self.num_iter)
 
     @property
     def history(self) -> dict[str, list]:
@@ -114,24 +145,20 @@ class RangeTestResult:
             history["val_loss"] = list(self.val_losses)
         if self.skipped is not None:
             history["skipped"] = list(self.skipped)
+        history["zero_lag"] = self.curve
         return history
 
     @property
-    def curve(self) -> tuple[list[float], list[float], list[float]]:
-        """(lrs, smoothed, losses) of the steps that are measurements: what the suggestions read."""
+    def measured_curve(self) -> tuple[list[float], list[float], list[float]]:
+        """(lrs, smoothed, losses) of the steps that are measurements (not skipped by the GradScaler): what the rule reads."""
         return measured(self.lrs, self.smoothed, self.losses, self.skipped)
 
     def note_skipped(self) -> None:
-        """Flag `skipped_steps` in `confidence`, with a note giving the count, when the GradScaler skipped steps (any repeat's)."""
+        """Flag `skipped_steps` in `confidence`, with the count in its note, when the GradScaler skipped steps (any repeat's)."""
         runs = [r for _, r in self.repeats] or [self]
         count = sum(sum(r.skipped or []) for r in runs)
-        if not count or "skipped_steps" in self.confidence.get("flags", []):
-            return
-        total = sum(r.num_steps for r in runs)
-        self.confidence = {**self.confidence, "flags": [*self.confidence.get("flags", []), "skipped_steps"],
-                           "notes": [*self.confidence.get("notes", []),
-                                     f"the GradScaler (fp16) skipped {count} of {total} steps (inf/NaN gradients: their lr was "
-                                     "never applied); they are marked in history.skipped and left out of the suggestion"]}
+        if count and "skipped_steps" not in self.confidence.flags:
+            self.confidence = dataclasses.replace(self.confidence, flags=(*self.confidence.flags, "skipped_steps"), skipped_steps=count)
 
     @property
     def suggested_group_lrs(self) -> list[float] | None:
@@ -142,12 +169,9 @@ class RangeTestResult:
 
     @property
     def best(self) -> dict[str, float | None]:
-        """The lowest finite smoothed loss and the lr where it occurred."""
-        finite = [(s, lr) for s, lr in zip(self.smoothed, self.lrs) if math.isfinite(s)]
-        if not finite:
-            return {"lr": None, "loss": None}
-        loss, lr = min(finite)
-        return {"lr": lr, "loss": loss}
+        """The lowest point of the zero-lag curve the rule reads (`curve`): its lr and loss (None, None without one)."""
+        found = lowest(self.lrs, self.curve)
+        return {"lr": None, "loss": None} if found is None else {"lr": found[0], "loss": found[1]}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> RangeTestResult:
@@ -169,8 +193,9 @@ class RangeTestResult:
             end_lr=sweep.get("end_lr", lrs[-1] if lrs else math.nan), num_iter=sweep.get("num_iter", len(lrs)),
             mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"), skipped=history.get("skipped"),
             schedule=doc.get("schedule", "onecycle"),
-            lr_range=doc.get("lr_range"), confidence=doc.get("confidence") or {"spread_decades": None, "flags": []},
-            schedules=doc.get("schedules") or {}, group_scales=scales,
+            lr_range=doc.get("lr_range"), confidence=Confidence.from_json(doc.get("confidence")),
+            schedules={name: Suggestion.from_json(name, entry) for name, entry in (doc.get("schedules") or {}).items()},
+            group_scales=scales, zero_lag=_prefix(history.get("zero_lag"), history.get("skipped")),
             timing=Timing(**doc["timing"]) if doc.get("timing") else None,
             memory=MemoryUse(**doc["memory"]) if doc.get("memory") else None,
             repeats=[Repeat(entry.get("seed", i), cls.from_dict({**entry, "sweep": sweep}))
@@ -191,8 +216,8 @@ class RangeTestResult:
             "suggestions": dict(self.suggestions),
             "schedule": self.schedule,
             "lr_range": self.lr_range,
-            "confidence": self.confidence,
-            "schedules": self.schedules,
+            "confidence": self.confidence.to_json(),
+            "schedules": {name: answer.to_json() for name, answer in self.schedules.items()},
             "suggested_group_lrs": self.suggested_group_lrs,
             "best": self.best,
             "num_steps": self.num_steps,
@@ -201,17 +226,18 @@ class RangeTestResult:
             "duration_s": round(self.duration_s, 3),
             "timing": _rounded(asdict(self.timing)) if self.timing is not None else None,
             "memory": asdict(self.memory) if self.memory is not None else None,
-            "sweep": {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_iter": self.num_iter, "mode": self.mode},
+            "sweep": {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_iter": self.num_iter, "mode": self.mode,
+                      "extended_steps": self.extended_steps},
             "history": self.history,
         }
         return doc if keys is None else {k: doc[k] for k in keys}
 
 
 # What each run of a grid, and each repeat of a run, shows of its result in result.json.
-RUN_KEYS = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "confidence", "best", "num_steps",
+RUN_KEYS = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "confidence", "best", "num_steps", "sweep",
             "stop_reason", "timing", "memory", "history")
-REPEAT_KEYS = ("status", "suggested_lr", "suggestions", "lr_range", "best", "num_steps", "stop_reason", "timing", "history")
-BEST_RUN_CRITERION = "lowest minimum of the smoothed training loss among runs with a suggestion"
+REPEAT_KEYS = ("status", "suggested_lr", "suggestions", "lr_range", "best", "num_steps", "stop_reason", "sweep", "timing", "history")
+BEST_RUN_CRITERION = "lowest minimum of the zero-lag training loss (the curve the rule reads) among runs with a suggestion"
 
 
 @dataclass
@@ -240,13 +266,13 @@ def to_document(runs: list[RunRecord], best: int, spec: dict | None = None, *, g
                 interrupted: str | None = None) -> dict[str, Any]:
     """result.json, the one place it is built: the best run's fields on top; with a grid, every run and which is on top.
 
-    `interrupted` (an interrupted grid) replaces the top-level stop reason and makes the status "interrupted".
+    `interrupted` (an interrupted grid) replaces the top-level stop reason, makes the status "interrupted" and
+    withdraws the top-level suggestion (`RangeTestResult.withdrawn`); each run keeps its own.
     Non-finite numbers become null.
     """
     top = runs[best]
-    doc = {**top.result.fields(), "spec": spec, "versions": versions(), **top.result.extra, **top.scale, **_repeats(top.result)}
-    if interrupted is not None:
-        doc["status"], doc["stop_reason"] = "interrupted", interrupted
+    shown = top.result.withdrawn(interrupted) if interrupted is not None else top.result
+    doc = {**shown.fields(), "spec": spec, "versions": versions(), **top.result.extra, **top.scale, **_repeats(top.result)}
     if grid:
         doc["best_run"] = {"index": best, "overrides": top.overrides, "criterion": BEST_RUN_CRITERION}
         doc["runs"] = [run.entry() for run in runs]
@@ -258,6 +284,21 @@ def _repeats(result: RangeTestResult) -> dict[str, Any]:
     if not result.repeats:
         return {}
     return {"repeats": [{"seed": seed, **r.fields(REPEAT_KEYS)} for seed, r in result.repeats]}
+
+
+def _prefix(values: list | None, skipped: list[bool] | None = None) -> list[float] | None:
+    """A saved curve's measured steps up to the first null (None when the file has none: older files, read again
+    from the losses). Steps the GradScaler skipped hold no value and are passed over."""
+    if values is None:
+        return None
+    values = [values[i] for i in _measured_steps(skipped, len(values))]
+    end = values.index(None) if None in values else len(values)
+    return [float(v) for v in values[:end]]
+
+
+def _measured_steps(skipped: list[bool] | None, n: int) -> list[int]:
+    """The steps, of n, that are measurements: all but those the GradScaler skipped."""
+    return [i for i in range(n) if not (skipped and i < len(skipped) and skipped[i])]
 
 
 def versions() -> dict[str, str]:
@@ -294,9 +335,7 @@ def history_csv(result: RangeTestResult) -> str:
 def measured(lrs: list[float], smoothed: list[float], losses: list[float],
              skipped: list[bool] | None) -> tuple[list[float], list[float], list[float]]:
     """(lrs, smoothed, losses) without the steps the GradScaler skipped: those did not apply their lr, so measure nothing."""
-    if not skipped or not any(skipped):
-        return list(lrs), list(smoothed), list(losses)
-    kept = [i for i, s in enumerate(skipped) if not s]
+    kept = _measured_steps(skipped, len(lrs))
     return [lrs[i] for i in kept], [smoothed[i] for i in kept], [losses[i] for i in kept]
 
 

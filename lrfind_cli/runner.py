@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import os
 import random
 from collections.abc import Callable
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Interrupted, Problem, RunError, SpecError
-from .failures import training_error
+from .errors import Interrupted, LrfindError, Problem, RunError, SpecError
+from .failures import misfits_raise, training_error
 from .plot import save_plot
 from .results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, Repeat, RunRecord, to_document, to_json, write_outputs
 from .searchpath import beside
@@ -83,9 +83,32 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
     spec = loaded.spec
     out_dir = output_dir(loaded)
     ctx, device = distributed.setup(spec.device)  # (None, None) unless started by torchrun
+    if ctx is None:
+        _refuse_fsdp_alone(loaded)
     device = device or resolve_device(spec.device)
-    with beside(loaded.path):  # the spec's import paths may name modules beside it (also imported while training)
+    with contextlib.ExitStack() as stack:
+        _hold(stack, out_dir, ctx)
+        # the spec's import paths may name modules beside it (also imported while training); torch's warning that a
+        # loss broadcasts the output against targets of another shape is an error
+        stack.enter_context(beside(loaded.path))
+        stack.enter_context(misfits_raise())
         return _run_variants(loaded, out_dir, ctx, device, on_step, on_variant, on_repeat, on_snapshot)
+
+
+def _hold(stack: contextlib.ExitStack, out_dir: Path, ctx) -> None:
+    """Hold the output directory for the rest of the run (rank 0: `output_lock`); every rank learns when it is refused."""
+    from .distributed import all_finished
+    from .output_lock import output_dir_held
+
+    refused = None
+    if ctx is None or ctx.is_main:
+        try:
+            stack.enter_context(output_dir_held(out_dir))
+        except LrfindError as exc:
+            refused = exc
+    if all_finished(ctx, failed=refused is not None):
+        raise refused or SpecError.at("output.dir", f"rank 0 could not hold {str(out_dir)!r} for this run",
+                                      "see rank 0's error")
 
 
 def _run_variants(loaded: LoadedSpec, out_dir: Path, ctx, device, on_step: Callable | None, on_variant: Callable | None,
@@ -106,6 +129,14 @@ def _run_variants(loaded: LoadedSpec, out_dir: Path, ctx, device, on_step: Calla
             raise Interrupted(outcome=_write(loaded, runs, out_dir, ctx, interrupted=True)) from None
         runs.append(_record(overrides, result, variant, ctx))
     return _write(loaded, runs, out_dir, ctx)
+
+
+def _refuse_fsdp_alone(loaded: LoadedSpec) -> None:
+    """SpecError when a variant asks for FSDP outside torchrun: there are no ranks to shard the model across."""
+    if any(variant.distributed.strategy == "fsdp" for _, variant in loaded.variants):
+        raise SpecError(Problem("distributed.strategy", "fsdp shards the model across the processes torchrun starts, and this "
+                                "run was not started by torchrun", "run `torchrun --nproc_per_node N -m lrfind_cli run SPEC` "
+                                "(N may be 1), or set distributed.strategy: ddp"), key="distributed.strategy")
 
 
 @dataclass
@@ -178,7 +209,12 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
 
 
 def _build(spec: Spec, device, ctx) -> Built:
-    """Seed every generator with spec.seed, then build model, data, loss, optimizer and step (DDP-wrapped under torchrun)."""
+    """Seed every generator with spec.seed, then build model, data, loss, optimizer and step.
+
+    Under torchrun the model is wrapped in DDP, or with distributed.strategy fsdp sharded before the
+    optimizer is built (FSDP replaces the parameters with shards): it is built on the CPU and each rank
+    moves only its shards to the device, so a model larger than one device's memory fits.
+    """
     import numpy as np
     import torch
 
@@ -187,16 +223,23 @@ def _build(spec: Spec, device, ctx) -> Built:
     random.seed(spec.seed)
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model).to(device)
+    sharded = ctx is not None and spec.distributed.strategy == "fsdp"
+    model = build_model(spec.model)
+    if not sharded:
+        model = model.to(device)
     dataset = build_dataset(spec.data)
     val_batches = None
     if spec.sweep.val is not None:
         dataset, val_batches = _validation_split(spec, dataset, device)
     fast = _fast_paths(spec, model, device, dataset)
     loss_fn = _loss_on(build_loss(spec.loss), device)
+    if sharded:
+        from .sharding import shard_model
+
+        model = shard_model(model, spec.distributed.shard or [], spec.precision, device, ctx.world_size)
     optimizer, scales = build_optimizer(spec.optimizer, model, spec.sweep.start_lr, loss_fn)
     if ctx is not None:
-        model, loss_fn = _data_parallel(model, loss_fn, device)
+        model, loss_fn = _data_parallel(model, loss_fn, device, replicate_model=not sharded)
     step_fn = build_step(spec.step)
     val_fn = _val_fn(val_batches, loss_fn, step_fn) if val_batches is not None else None
     return Built(model, optimizer, scales, loss_fn, step_fn, dataset, build_collate(spec.data.collate_fn), val_fn, fast)
@@ -212,8 +255,14 @@ def _loader(spec: Spec, built: Built, device, ctx, seed: int, resident: bool = F
                          num_workers=data.num_workers, seed=seed, device=device, rank=rank, world_size=world,
                          collate_fn=built.collate_fn)
     if resident and built.performance["device_batches"]:
-        loader = resident_batches(loader, spec.sweep.num_iter * spec.sweep.accumulation_steps, device)
+        loader = resident_batches(loader, _resident_batch_count(spec), device)
     return loader
+
+
+def _resident_batch_count(spec: Spec) -> int:
+    """Batches for every step the sweep may take, past end_lr too (so the history is the same as without device_batches)."""
+    steps = spec.sweep.num_iter + len(sweep_config(spec).extension())
+    return steps * spec.sweep.accumulation_steps
 
 
 def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: list[Repeat],
@@ -228,7 +277,7 @@ def _repeat_loader(spec: Spec, built: Built, device, ctx, repeat: int, runs: lis
             raise
         partial = _combined(spec, runs, built)
         reason = f"interrupted before repeat {repeat + 1} of {spec.sweep.repeats}; {partial.stop_reason}"
-        raise Interrupted(result=dataclasses.replace(partial, status="interrupted", stop_reason=reason)) from None
+        raise Interrupted(result=partial.withdrawn(reason)) from None
 
 
 def _combined(spec: Spec, runs: list[Repeat], built: Built) -> RangeTestResult:
@@ -294,8 +343,11 @@ def _loss_on(loss_fn, device):
     return loss_fn.to(device) if isinstance(loss_fn, torch.nn.Module) else loss_fn
 
 
-def _data_parallel(model, loss_fn, device):
-    """The model, and a loss with trainable parameters, in DistributedDataParallel: their gradients are averaged across ranks."""
+def _data_parallel(model, loss_fn, device, replicate_model: bool = True):
+    """The model (unless sharded already), and a loss with trainable parameters, in DistributedDataParallel.
+
+    Their gradients are averaged across ranks; a loss's own parameters (a few numbers) stay replicated under FSDP too.
+    """
     from torch.nn.parallel import DistributedDataParallel
 
     from .build import loss_parameters
@@ -303,20 +355,25 @@ def _data_parallel(model, loss_fn, device):
     ids = [device.index] if device.type == "cuda" else None
     if loss_parameters(loss_fn, model):
         loss_fn = DistributedDataParallel(loss_fn, device_ids=ids)
-    return DistributedDataParallel(model, device_ids=ids), loss_fn
+    return (DistributedDataParallel(model, device_ids=ids) if replicate_model else model), loss_fn
 
 
 def _validation_split(spec: Spec, dataset, device):
     """(training set, fixed validation batches on the device) for sweep.val.
 
-    Without val.kwargs a seeded `fraction` of the training set is held out (and not trained on);
-    with them, the dataset is built again with data.kwargs updated by val.kwargs (a named split).
-    Either way `batches` batches are drawn once, with the spec's seed, and kept on the device.
+    Without val.kwargs a seeded `fraction` of the training set is held out (and not trained on): a
+    SpecError at sweep.val.fraction for a stream (an IterableDataset), which has no fraction to hold out.
+    With them, the dataset is built again with data.kwargs updated by val.kwargs (a named split).
+    Either way `batches` batches are drawn once, with the spec's seed (a stream's first ones, in its
+    own order), and kept on the device.
     """
+    import itertools
+
     import torch
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader, IterableDataset, Subset
 
     from .build import build_collate, build_dataset
+    from .data import stream_problems
     from .engine import to_device
 
     val = spec.sweep.val
@@ -324,15 +381,18 @@ def _validation_split(spec: Spec, dataset, device):
     if val.kwargs is not None:
         held_out = build_dataset(spec.data.model_copy(update={"kwargs": {**spec.data.kwargs, **val.kwargs}}))
     else:
+        problems = stream_problems(type(dataset), shuffle=False, val_fraction=True)
+        if problems:
+            raise SpecError.at(*problems[0])
         order = torch.randperm(len(dataset), generator=gen).tolist()
         cut = max(1, int(round(val.fraction * len(dataset))))
         held_out, dataset = Subset(dataset, order[:cut]), Subset(dataset, order[cut:])
-    wanted = min(len(held_out), val.batches * spec.data.batch_size)
-    if wanted == 0:
+    if not isinstance(held_out, IterableDataset):
+        held_out = Subset(held_out, torch.randperm(len(held_out), generator=gen)[: val.batches * spec.data.batch_size].tolist())
+    loader = DataLoader(held_out, batch_size=spec.data.batch_size, collate_fn=build_collate(spec.data.collate_fn))
+    batches = [to_device(b, device) for b in itertools.islice(loader, val.batches)]
+    if not batches:
         raise RunError("sweep.val: the validation split is empty; raise sweep.val.fraction or check sweep.val.kwargs", key="sweep.val")
-    picked = Subset(held_out, torch.randperm(len(held_out), generator=gen)[:wanted].tolist())
-    collate_fn = build_collate(spec.data.collate_fn)
-    batches = [to_device(b, device) for b in DataLoader(picked, batch_size=spec.data.batch_size, collate_fn=collate_fn)]
     return dataset, batches
 
 
@@ -369,8 +429,7 @@ def _fast_paths(spec, model, device, dataset) -> dict[str, bool]:
     device_batches = perf.device_batches
     if device_batches == "auto":
         builtin = spec.data.name.lower() in BUILTIN_DATASETS and spec.data.transforms is None
-        count = spec.sweep.num_iter * spec.sweep.accumulation_steps
-        device_batches = builtin and resident_by_default(dataset, spec.data.batch_size, count, device)
+        device_batches = builtin and resident_by_default(dataset, spec.data.batch_size, _resident_batch_count(spec), device)
     return {"channels_last": channels_last, "cudnn_benchmark": cuda and perf.cudnn_benchmark, "device_batches": bool(device_batches)}
 
 
@@ -381,7 +440,7 @@ def _record(overrides: dict[str, Any], result: RangeTestResult, spec: Spec, ctx)
 
 
 def best_run(runs: list[RunRecord]) -> int:
-    """The index of the run with a suggestion whose smoothed loss reached the lowest minimum.
+    """The index of the run with a suggestion whose zero-lag loss (`RangeTestResult.best`) reached the lowest minimum.
 
     Runs without a suggestion count only when no run has one; the first run if no run has a minimum.
     """

@@ -21,7 +21,7 @@ from .errors import Problem
 SECTIONS = ("model", "data", "optimizer", "loss")
 # A section's own keys stay where they are; everything else beside `_target_` is an argument of the target.
 OWN_KEYS = {
-    "model": {"checkpoint", "strict"},
+    "model": {"checkpoint", "strict", "trained"},
     "data": {"transforms", "batch_size", "num_workers", "shuffle", "drop_last"},
     "optimizer": {"param_groups"},
     "loss": set(),

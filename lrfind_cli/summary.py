@@ -27,7 +27,7 @@ def markdown_summary(result: RangeTestResult, title: str, out_dir: Path, runs: i
              "| | |", "|---|---|"]
     if result.lr_range:
         lines.append(f"| lr range (base_lr .. max_lr) | `{result.lr_range[0]:.4g}` .. `{result.lr_range[1]:.4g}` |")
-    flags = result.confidence.get("flags") or []
+    flags = result.confidence.flags
     lines += [
         f"| schedule | {result.schedule} |",
         f"| status | {result.status}: {_cell(result.stop_reason)} |",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from .registry import (
@@ -30,43 +30,59 @@ _SUPPLIED = {
 }
 
 
-def check_targets(raw: dict) -> list[tuple[Key, str, str]]:
+def check_targets(raw: dict, bad: Collection[Key] = ()) -> list[tuple[Key, str, str]]:
     """Resolve every name in a raw spec dict and check its kwargs against the target's signature.
 
     Returns (key path, what, fix) for every problem; sections that are not well formed are skipped
-    (the schema reports those).
+    (the schema reports those). `bad` holds the key paths where the schema found a problem, and only
+    the keys that are right are checked: a name at fault is not resolved, and a problem at one of a
+    section's own keys (`kwarg:` for `kwargs:`, say) leaves its kwargs unchecked, and its name too
+    when none is written (the misspelled key may be either).
     """
+
+    def at_fault(key: Key) -> bool:
+        return any(tuple(loc[: len(key)]) == key for loc in bad)
+
+    def hidden(section: str) -> bool:  # a problem at the section or one of its own keys, which may be `name` or `kwargs`
+        return any(tuple(loc[:1]) == (section,) and len(loc) <= 2 for loc in bad)
+
+    def name_known(section: str, body: dict) -> bool:
+        return not at_fault((section, "name")) and ("name" in body or not hidden(section))
+
     problems: list[tuple[Key, str, str]] = []
-    resolvers = {"model": resolve_model, "data": resolve_dataset, "optimizer": resolve_optimizer, "loss": resolve_loss}
-    defaults = {"data": "synthetic", "optimizer": "SGD", "loss": "CrossEntropyLoss"}
-    for section, resolve in resolvers.items():
-        body = raw.get(section, {} if section in defaults else None)
-        if not isinstance(body, dict):
+    for section, resolve in _RESOLVERS.items():
+        body = raw.get(section, {} if section in _DEFAULT_NAMES else None)
+        if not isinstance(body, dict) or not name_known(section, body):
             continue
-        name = body.get("name", defaults.get(section))
-        if name is None and section == "loss":
-            continue
-        problems += _check_one((section,), name, body.get("kwargs") or {}, resolve, _SUPPLIED[section])
+        name = body.get("name", _DEFAULT_NAMES.get(section))
+        if name is not None:
+            problems += _check_one((section,), name, None if hidden(section) else body.get("kwargs") or {}, resolve,
+                                   _SUPPLIED[section])
     optimizer = raw.get("optimizer")
-    groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
-    if isinstance(groups, list) and isinstance(optimizer.get("name", "SGD"), str):
-        for i, group in enumerate(groups):
-            if isinstance(group, dict):
-                problems += _check_one(("optimizer", "param_groups", i), optimizer.get("name", "SGD"), group.get("kwargs") or {},
-                                       resolve_optimizer, _SUPPLIED["optimizer"], name_key=("optimizer", "name"))
-    step = raw.get("step")
-    if isinstance(step, str):
-        problems += _check_function(("step",), step, "name a function(model, batch, loss_fn) -> loss")
-    collate = raw.get("data", {}).get("collate_fn") if isinstance(raw.get("data"), dict) else None
-    if isinstance(collate, str):
-        problems += _check_function(("data", "collate_fn"), collate, "name a function(samples: list) -> batch")
-    transforms = raw.get("data", {}).get("transforms") if isinstance(raw.get("data"), dict) else None
-    if isinstance(transforms, list):
-        for i, item in enumerate(transforms):
-            if isinstance(item, dict):
-                problems += _check_one(("data", "transforms", i), item.get("name"), item.get("kwargs") or {},
-                                       resolve_transform, _SUPPLIED["transform"])
+    if isinstance(optimizer, dict) and name_known("optimizer", optimizer):
+        for i, group in _items(optimizer.get("param_groups"), ("optimizer", "param_groups"), at_fault):
+            problems += _check_one(("optimizer", "param_groups", i), optimizer.get("name", "SGD"), group.get("kwargs") or {},
+                                   resolve_optimizer, _SUPPLIED["optimizer"], name_key=("optimizer", "name"))
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    for i, item in _items(data.get("transforms"), ("data", "transforms"), at_fault):
+        problems += _check_one(("data", "transforms", i), item.get("name"), item.get("kwargs") or {}, resolve_transform,
+                               _SUPPLIED["transform"])
+    if isinstance(raw.get("step"), str):
+        problems += _check_function(("step",), raw["step"], "name a function(model, batch, loss_fn) -> loss")
+    if isinstance(data.get("collate_fn"), str):
+        problems += _check_function(("data", "collate_fn"), data["collate_fn"], "name a function(samples: list) -> batch")
     return problems
+
+
+_RESOLVERS = {"model": resolve_model, "data": resolve_dataset, "optimizer": resolve_optimizer, "loss": resolve_loss}
+_DEFAULT_NAMES = {"data": "synthetic", "optimizer": "SGD", "loss": "CrossEntropyLoss"}  # the schema's defaults
+
+
+def _items(items: Any, key: Key, at_fault: Callable[[Key], bool]) -> list[tuple[int, dict]]:
+    """(index, item) for the mappings of a list in the spec that have no problem of their own."""
+    if not isinstance(items, list):
+        return []
+    return [(i, item) for i, item in enumerate(items) if isinstance(item, dict) and not at_fault(key + (i,))]
 
 
 def _check_function(key: Key, path: str, fix: str) -> list[tuple[Key, str, str]]:
@@ -81,7 +97,8 @@ def _check_function(key: Key, path: str, fix: str) -> list[tuple[Key, str, str]]
 
 def _check_one(key: Key, name: Any, kwargs: Any, resolve: Callable, supplied: set[str],
                name_key: Key | None = None) -> list[tuple[Key, str, str]]:
-    if not isinstance(name, str) or not isinstance(kwargs, dict):
+    """The problems of one target: its name, then (unless `kwargs` is None: the name only) its kwargs."""
+    if not isinstance(name, str) or not (kwargs is None or isinstance(kwargs, dict)):
         return []
     try:
         target = resolve(name)
@@ -89,6 +106,8 @@ def _check_one(key: Key, name: Any, kwargs: Any, resolve: Callable, supplied: se
         return [] if name_key else [(key + ("name",), str(exc), exc.fix)]  # a name checked elsewhere is reported once
     if not callable(target):
         return [(key + ("name",), f"{name!r} is a {type(target).__name__}, not something that can be called", "name a class or function")]
+    if kwargs is None:
+        return []
     # A loss that is a function (not a class) is called as loss(output, target, **kwargs) at each step
     # (see build_loss): its required arguments come from the step, not from the spec.
     require = not (key == ("loss",) and not inspect.isclass(target))
@@ -105,7 +124,7 @@ def signature_problems(target: Callable, kwargs: dict, supplied: set[str], *, re
     known = {n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     if accepts_any:
         # torchvision model builders take **kwargs and pass them to the class they return.
-        returned = _return_class(target)
+        returned = return_class(target)
         if returned is None:
             return []
         inner = parameters_of(returned) or {}
@@ -136,7 +155,8 @@ def parameters_of(target: Callable) -> dict[str, inspect.Parameter] | None:
     return dict(sig.parameters)
 
 
-def _return_class(fn: Callable) -> type | None:
+def return_class(fn: Callable) -> type | None:
+    """The class a function's return annotation names, or None (no annotation, or not a class)."""
     try:
         hint = typing.get_type_hints(fn).get("return")
     except Exception:

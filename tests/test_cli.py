@@ -175,8 +175,11 @@ def test_history_starts_at_start_lr_rises_strictly_and_has_equal_lengths(plain_r
     assert lrs[0] == 1e-4
     assert all(a < b for a, b in zip(lrs, lrs[1:]))
     assert len(lrs) == len(history["loss"]) == len(history["smoothed"]) == doc["num_steps"]
-    assert 2 <= doc["num_steps"] <= 20
-    if doc["status"] == "completed":
+    extended = doc["sweep"]["extended_steps"]  # steps past end_lr: the loss had not started to diverge there
+    assert 2 <= doc["num_steps"] <= 20 + extended and extended == max(0, doc["num_steps"] - 20)
+    if doc["num_steps"] >= 20:
+        assert math.isclose(lrs[19], 10.0)
+    if doc["status"] == "completed" and not extended:
         assert doc["num_steps"] == 20 and math.isclose(lrs[-1], 10.0)
 
 
@@ -414,7 +417,9 @@ def test_flat_loss_exits_3_with_result_json_written_and_suggested_lr_null(cli_ru
     assert result.exit_code == 3, result.stderr
     doc = load_json(out / "result.json")
     assert doc["suggested_lr"] is None
-    assert doc["status"] == "completed" and doc["num_steps"] == 20
+    # flat at end_lr, so the sweep went on (19 steps: 2 decades at the schedule's rate), flat still
+    assert doc["status"] == "completed" and doc["num_steps"] == 20 + 19 == 20 + doc["sweep"]["extended_steps"]
+    assert doc["confidence"]["flags"] == ["extended", "flat_curve"]
     assert json.loads(result.stdout) == doc
     assert "no usable suggestion" in result.stderr
     assert_no_traceback(result)

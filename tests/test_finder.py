@@ -266,7 +266,7 @@ def test_negative_losses_diverge_only_after_the_fall(engine_loader):
 def test_negative_losses_that_keep_falling_complete(engine_loader):
     model, opt = linear_setup()
     loss_fn = ScriptedLoss(opt, scripted([-1.0 - 0.1 * k for k in range(40)]))
-    result = range_test(model, opt, engine_loader(), loss_fn, start_lr=1e-5, end_lr=1.0, num_iter=40)
+    result = range_test(model, opt, engine_loader(), loss_fn, start_lr=1e-5, end_lr=1.0, num_iter=40, extend_decades=0)
     assert result.status == "completed"
     assert result.num_steps == 40
 
@@ -278,7 +278,8 @@ def test_near_zero_positive_losses_do_not_stop_on_tiny_noise(engine_loader):
     fall = [math.exp(-k) for k in range(19)]
     noise = list(1e-8 + 1e-5 * rng.random(60))
     loss_fn = ScriptedLoss(opt, scripted(fall + noise))
-    result = range_test(model, opt, engine_loader(), loss_fn, start_lr=1e-6, end_lr=1.0, num_iter=79, smoothing=0.0)
+    result = range_test(model, opt, engine_loader(), loss_fn, start_lr=1e-6, end_lr=1.0, num_iter=79, smoothing=0.0,
+                        extend_decades=0)
     assert result.status == "completed", result.stop_reason
     assert result.num_steps == 79
 
@@ -287,7 +288,7 @@ def test_near_zero_losses_with_tiny_noise_from_the_start_do_not_stop(engine_load
     model, opt = linear_setup()
     rng = np.random.default_rng(1)
     loss_fn = ScriptedLoss(opt, scripted(list(1e-6 * (1 + 0.2 * rng.standard_normal(60)))))
-    result = range_test(model, opt, engine_loader(), loss_fn, start_lr=1e-6, end_lr=1.0, num_iter=60)
+    result = range_test(model, opt, engine_loader(), loss_fn, start_lr=1e-6, end_lr=1.0, num_iter=60, extend_decades=0)
     assert result.status == "completed", result.stop_reason
 
 

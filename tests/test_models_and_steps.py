@@ -15,7 +15,7 @@ from lrfind_cli import range_test
 from lrfind_cli.build import build_model, build_optimizer, load_checkpoint
 from lrfind_cli.cli import app
 from lrfind_cli.data import SyntheticImages, SyntheticSequences, SyntheticTabular
-from lrfind_cli.errors import RunError
+from lrfind_cli.errors import RunError, SpecError
 from lrfind_cli.finder import default_step
 from lrfind_cli.models import TinyCausalLM
 from lrfind_cli.registry import UnknownName, resolve_model
@@ -420,8 +420,10 @@ def test_a_param_group_glob_that_matches_no_trainable_parameter_is_an_error_that
     if frozen:
         model[1].requires_grad_(False)
 
-    with pytest.raises(RunError, match=r"optimizer\.param_groups\.0\.params: .*matches no trainable parameter.*names look like"):
+    # a spec error (exit 2), at the key the command line puts the file:line of
+    with pytest.raises(SpecError, match=r"optimizer\.param_groups\.0\.params: .*matches no trainable parameter.*names look like") as info:
         build_optimizer(OptimizerSpec(param_groups=[ParamGroupSpec(params=glob)]), model, lr=0.01)
+    assert info.value.key == "optimizer.param_groups.0.params"
 
 
 def test_a_model_with_every_parameter_frozen_is_refused():
@@ -747,24 +749,26 @@ def test_built_in_datasets_are_deterministic_and_leave_the_global_random_state_a
         assert sample[0].shape == (5,) and sample[1].shape == (1,)
 
 
-@pytest.mark.parametrize("name, kwargs, checkpoint, expected", [
-    ("tiny_mlp", {}, None, False),  # built-in: freshly initialised
-    ("resnet18", {"num_classes": 10}, None, False),  # torchvision without weights
-    ("resnet18", {"weights": "DEFAULT"}, None, True),
-    ("resnet18", {"weights": None}, None, False),
-    ("timm:resnet18", {"pretrained": True}, None, True),
-    ("timm:resnet18", {}, None, False),
-    ("tiny_mlp", {}, "trained.pt", True),
-    ("transformers:AutoModelForCausalLM.from_pretrained", {"pretrained_model_name_or_path": "gpt2"}, None, True),
-    ("torch.nn:Linear", {"in_features": 4, "out_features": 1}, None, False),
-    ("lrfind_cli.models:tiny_mlp", {}, None, False),  # a built-in by its import path
-    ("torchvision.models:resnet18", {"weights": "DEFAULT"}, None, True),
-    ("tests.models:tiny_mlp", {}, None, None),  # a user's factory may load weights itself: unknown
+@pytest.mark.parametrize("name, kwargs, checkpoint, trained, expected", [
+    ("tiny_mlp", {}, None, None, False),  # built-in: freshly initialised
+    ("resnet18", {"num_classes": 10}, None, None, False),  # torchvision without weights
+    ("resnet18", {"weights": "DEFAULT"}, None, None, True),
+    ("resnet18", {"weights": None}, None, None, False),
+    ("timm:resnet18", {"pretrained": True}, None, None, True),
+    ("timm:resnet18", {}, None, None, False),
+    ("tiny_mlp", {}, "trained.pt", None, True),
+    ("transformers:AutoModelForCausalLM.from_pretrained", {"pretrained_model_name_or_path": "gpt2"}, None, None, True),
+    ("torch.nn:Linear", {"in_features": 4, "out_features": 1}, None, None, False),
+    ("lrfind_cli.models:tiny_mlp", {}, None, None, False),  # a built-in by its import path
+    ("torchvision.models:resnet18", {"weights": "DEFAULT"}, None, None, True),
+    ("tests.models:tiny_mlp", {}, None, None, False),  # a user's factory: untrained unless the spec says otherwise
+    ("tests.models:tiny_mlp", {}, None, True, True),  # ... model.trained says so
+    ("tiny_mlp", {}, "init.pt", False, False),  # model.trained wins over what the checkpoint suggests
 ])
-def test_starts_trained_says_what_the_spec_tells_about_the_models_weights(name, kwargs, checkpoint, expected):
+def test_starts_trained_says_what_the_spec_tells_about_the_models_weights(name, kwargs, checkpoint, trained, expected):
     from lrfind_cli.build import starts_trained
 
-    assert starts_trained(ModelSpec(name=name, kwargs=kwargs, checkpoint=checkpoint)) is expected
+    assert starts_trained(ModelSpec(name=name, kwargs=kwargs, checkpoint=checkpoint, trained=trained)) is expected
 
 
 def test_the_sweep_is_told_whether_the_model_starts_trained(cli_write_spec):

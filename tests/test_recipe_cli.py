@@ -152,7 +152,9 @@ def recipe(cli_user_module, cli_write_spec, cli_runner, tmp_path):
                   "loss 'CrossEntropyLoss'", "int64"], "num_classes", id="targets-of-the-wrong-dtype"),
     pytest.param("{name: 'recipe_mods:mlp', kwargs: {outputs: 4}}", "{name: 'recipe_mods:TwoTargets', batch_size: 32}",
                  "{name: MSELoss}", "",
-                 ["The size of tensor a (4) must match", "model 'recipe_mods:mlp' fits loss 'MSELoss'", "model.kwargs.num_classes"],
+                 ["model.kwargs: the output of model 'recipe_mods:mlp' has shape [32, 4] and the targets of data "
+                  "'recipe_mods:TwoTargets' have shape [32, 2] at the first step", "MSELoss compares them element by element",
+                  "set model.kwargs so the output has the targets' shape"],
                  "drop_last", id="output-shape-does-not-fit-the-loss"),
 ])
 def test_a_failed_step_names_its_cause_and_the_fix(recipe, model, data, loss, extra, facts, not_said):

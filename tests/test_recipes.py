@@ -3,6 +3,7 @@ the files as they are."""
 
 import inspect
 import json
+import math
 import re
 import sys
 
@@ -104,18 +105,39 @@ def test_a_transforms_list_that_converts_already_is_left_as_written(image_folder
 # ---- Hugging Face ------------------------------------------------------------------------------------------------------
 
 
-def test_huggingface_recipe_runs_offline(cli_runner, tmp_path, forget_modules):
-    pytest.importorskip("transformers")
-    pytest.importorskip("datasets")
+@pytest.fixture
+def no_network(monkeypatch):
+    """Hugging Face's libraries told to stay offline, and any connection they try anyway recorded and refused."""
+    import socket
 
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(name, "1")
+    attempts = []
+
+    def refuse(sock, address, *args):
+        attempts.append(address)
+        raise OSError(f"the test forbids network access ({address!r})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
+
+
+def test_huggingface_recipe_runs_offline(cli_runner, tmp_path, forget_modules, no_network):
+    # transformers and datasets are in the `test` extra: this test runs wherever the tests do, never skipped
     doc = _run_json(cli_runner, EXAMPLES / "huggingface" / "spec.yaml", tmp_path / "out", "--set", "sweep.num_iter=8",
                     "--set", "device=cpu")
 
+    assert no_network == []  # the GPT-2 is built from a config: nothing is fetched from a model hub
     assert doc["spec"]["model"]["name"] == "hf_tiny:tiny_gpt2"
     assert doc["spec"]["optimizer"]["name"] == "torch.optim:AdamW"
+    assert doc["num_steps"] == 8 and all(math.isfinite(v) for v in doc["history"]["loss"])  # the model's own .loss
 
 
-def test_huggingface_recipe_validates_without_transformers_installed(cli_runner, forget_modules):
+def test_huggingface_recipe_validates_without_transformers_installed(cli_runner, forget_modules, monkeypatch):
+    for name in ("transformers", "datasets"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import transformers` now raises ImportError, as if not installed
+
     result = invoke(cli_runner, ["validate", EXAMPLES / "huggingface" / "spec.yaml"])
 
     assert result.exit_code == 0, result.stderr

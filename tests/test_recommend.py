@@ -1,4 +1,4 @@
-"""recommend, recommend_repeats, curve_shape and confidence on hand-made curves with known answers."""
+"""read_curve, recommend, recommend_repeats and the confidence flags on hand-made curves with known answers."""
 
 import math
 
@@ -11,11 +11,12 @@ from lrfind_cli.suggest import (
     CONSTANT_FACTOR,
     FINETUNE_DECADES,
     ONECYCLE_DECADES,
-    confidence,
-    curve_shape,
+    Suggestion,
     mean_curve,
+    read_curve,
     recommend,
     recommend_repeats,
+    summarize,
     zero_lag,
 )
 
@@ -39,6 +40,11 @@ def ema(raw, beta=0.98):
     return np.array(out)
 
 
+def confidence(curves, **kwargs):
+    """The Confidence a result reports for these curves (what `summarize` computes)."""
+    return summarize(curves, **kwargs).confidence
+
+
 def curve(n=100, inflection=INFLECTION, noise=0.0, seed=0):
     lrs = np.logspace(-6, 0, n)
     raw = clean(lrs, inflection) + noise * np.random.default_rng(seed).standard_normal(n)
@@ -50,29 +56,30 @@ def curve(n=100, inflection=INFLECTION, noise=0.0, seed=0):
 
 def test_landmarks_of_a_clean_curve_are_in_order():
     lrs, smoothed, raw = curve()
-    shape = curve_shape(lrs, smoothed, raw)
-    assert shape is not None
-    assert shape["start"] < shape["steepest"] <= shape["knee"] < shape["minimum"] < shape["divergence"]
-    assert 10**INFLECTION / 1.5 <= shape["steepest"] <= 10**INFLECTION * 1.5
+    reading = read_curve(lrs, smoothed, raw)
+    marks = reading.landmarks
+    assert reading.fell and marks is not None
+    assert marks.start < marks.steepest <= marks.knee < reading.m < reading.onset
+    assert 10**INFLECTION / 1.5 <= reading.steepest_lr <= 10**INFLECTION * 1.5
     # the knee: 75% of the fall done, at u = inflection + WIDTH * ln 3
-    assert math.log10(shape["knee"]) == pytest.approx(INFLECTION + WIDTH * math.log(3), abs=0.1)
+    assert math.log10(reading.lr(marks.knee)) == pytest.approx(INFLECTION + WIDTH * math.log(3), abs=0.1)
 
 
 def test_onecycle_lr_is_a_decade_below_the_onset_of_divergence_and_above_the_steepest_fall():
     lrs, smoothed, raw = curve()
     found = recommend(lrs, smoothed, raw, schedule="onecycle")
-    shape = found["shape"]
-    assert found["lr"] == pytest.approx(shape["divergence"] / 10 ** ONECYCLE_DECADES, rel=1e-9)
-    assert shape["steepest"] <= found["lr"] < shape["minimum"] < shape["divergence"]
+    reading = read_curve(lrs, smoothed, raw)
+    assert found.lr == pytest.approx(reading.onset_lr / 10 ** ONECYCLE_DECADES, rel=1e-9)
+    assert reading.steepest_lr <= found.lr < reading.minimum_lr < reading.onset_lr
     # the onset is where the blow-up (past 10**-1.2) lifts the loss above its valley by more than noise
-    assert -1.3 <= math.log10(shape["divergence"]) <= -0.9
-    assert found["schedule"] == "onecycle"
+    assert -1.3 <= math.log10(reading.onset_lr) <= -0.9
+    assert found.method == "onecycle"
 
 
 def test_constant_lr_is_lower_than_onecycle_by_the_constant_factor():
     lrs, smoothed, raw = curve()
-    one = recommend(lrs, smoothed, raw, schedule="onecycle")["lr"]
-    const = recommend(lrs, smoothed, raw, schedule="constant")["lr"]
+    one = recommend(lrs, smoothed, raw, schedule="onecycle").lr
+    const = recommend(lrs, smoothed, raw, schedule="constant").lr
     assert const == pytest.approx(one / CONSTANT_FACTOR, rel=1e-9)
 
 
@@ -80,8 +87,8 @@ def test_constant_lr_is_lower_than_onecycle_by_the_constant_factor():
 def test_lr_range_contains_the_lr(schedule):
     lrs, smoothed, raw = curve()
     found = recommend(lrs, smoothed, raw, schedule=schedule)
-    low, high = found["lr_range"]
-    assert lrs[0] <= low <= found["lr"] <= high <= lrs[-1]
+    low, high = found.lr_range
+    assert lrs[0] <= low <= found.lr <= high <= lrs[-1]
 
 
 def test_default_schedule_is_onecycle():
@@ -98,9 +105,9 @@ def test_unknown_schedule_raises():
 def test_the_raw_losses_undo_the_ema_lag():
     # the EMA (beta 0.98) trails the raw curve by decades; with the raw losses the answer matches the clean curve's
     lrs, smoothed, raw = curve()
-    from_raw = recommend(lrs, smoothed, raw)["lr"]
-    from_ema = recommend(lrs, smoothed, None)["lr"]
-    truth = recommend(lrs, raw, None)["lr"]  # the clean curve itself, used as the smoothed one
+    from_raw = recommend(lrs, smoothed, raw).lr
+    from_ema = recommend(lrs, smoothed, None).lr
+    truth = recommend(lrs, raw, None).lr  # the clean curve itself, used as the smoothed one
     assert from_raw == pytest.approx(truth, rel=0.15)
     assert from_ema > 2 * truth
 
@@ -121,32 +128,32 @@ def test_zero_lag_smoothing_keeps_a_straight_line_and_cuts_at_nan():
 
 def test_noisy_curve_still_lands_near_the_clean_answer():
     lrs, smoothed, raw = curve(noise=0.05, seed=1)
-    truth = recommend(*curve()[:2], curve()[2])["lr"]
-    lr = recommend(lrs, smoothed, raw)["lr"]
+    truth = recommend(*curve()).lr
+    lr = recommend(lrs, smoothed, raw).lr
     assert abs(math.log10(lr) - math.log10(truth)) < 0.3
 
 
 def test_repeats_read_the_mean_curve_and_measure_the_spread_of_single_answers():
     runs = [curve(inflection=INFLECTION + d, noise=0.03, seed=d_i) for d_i, d in enumerate((-0.2, 0.0, 0.2))]
     combined = recommend_repeats(runs)
-    singles = [recommend(*run)["lr"] for run in runs]
-    assert combined["runs"] == singles
+    singles = [recommend(*run).lr for run in runs]
+    assert list(combined.runs) == singles
     averaged = mean_curve(runs)
     np.testing.assert_allclose(averaged[2], np.mean([run[2] for run in runs], axis=0))
-    assert combined["lr"] == pytest.approx(recommend(*averaged)["lr"], rel=1e-9)
-    assert abs(math.log10(combined["lr"]) - math.log10(sorted(singles)[1])) < 0.15  # near the middle answer
-    assert combined["spread_decades"] == pytest.approx(float(np.std(np.log10(singles), ddof=1)))
-    low, high = combined["lr_range"]
-    assert low <= combined["lr"] <= high
+    assert combined.lr == pytest.approx(recommend(*averaged).lr, rel=1e-9)
+    assert abs(math.log10(combined.lr) - math.log10(sorted(singles)[1])) < 0.15  # near the middle answer
+    assert combined.spread_decades == pytest.approx(float(np.std(np.log10(singles), ddof=1)))
+    low, high = combined.lr_range
+    assert low <= combined.lr <= high
 
 
 def test_averaging_repeats_lowers_the_noise_the_landmarks_are_read_on():
-    truth = recommend(*curve())["lr"]
+    truth = recommend(*curve()).lr
     errors_single, errors_mean = [], []
     for trial in range(6):
         runs = [curve(noise=0.5, seed=10 * trial + k) for k in range(3)]  # noise that moves the onset
-        errors_single.append(abs(math.log10(recommend(*runs[0])["lr"]) - math.log10(truth)))
-        errors_mean.append(abs(math.log10(recommend_repeats(runs)["lr"]) - math.log10(truth)))
+        errors_single.append(abs(math.log10(recommend(*runs[0]).lr) - math.log10(truth)))
+        errors_mean.append(abs(math.log10(recommend_repeats(runs).lr) - math.log10(truth)))
     assert np.mean(errors_mean) < np.mean(errors_single)
 
 
@@ -159,14 +166,13 @@ def test_mean_curve_stops_where_the_shortest_run_stopped_and_refuses_other_sched
     assert mean_curve([a, other]) is None
     # the per-run median answers instead
     combined = recommend_repeats([a, other])
-    assert combined["lr"] == pytest.approx(10 ** np.median(np.log10([recommend(*a)["lr"], recommend(*other)["lr"]])))
+    assert combined.lr == pytest.approx(10 ** np.median(np.log10([recommend(*a).lr, recommend(*other).lr])))
 
 
 def test_repeats_with_no_answer_anywhere():
     lrs = np.logspace(-6, 0, 50)
     flat = (lrs, np.full(50, 1.0), np.full(50, 1.0))
-    assert recommend_repeats([flat, flat]) == {"lr": None, "lr_range": None, "schedule": "onecycle", "runs": [None, None],
-                                               "spread_decades": None}
+    assert recommend_repeats([flat, flat]) == Suggestion(None, None, "onecycle", runs=(None, None), spread_decades=None)
 
 
 def test_repeats_with_one_answer_have_no_spread():
@@ -174,8 +180,8 @@ def test_repeats_with_one_answer_have_no_spread():
     flat = (lrs, np.full(100, 1.0), np.full(100, 1.0))
     combined = recommend_repeats([curve(), flat])
     # the mean of a falling curve and a flat one falls half as far, at the same learning rates
-    assert abs(math.log10(combined["lr"]) - math.log10(recommend(*curve())["lr"])) < 0.15
-    assert combined["runs"][1] is None and combined["spread_decades"] is None
+    assert abs(math.log10(combined.lr) - math.log10(recommend(*curve()).lr)) < 0.15
+    assert combined.runs[1] is None and combined.spread_decades is None
 
 
 # ---------------------------------------------------------------- awkward curves
@@ -184,22 +190,22 @@ def test_repeats_with_one_answer_have_no_spread():
 def test_flat_curve_gives_nothing_and_is_flagged():
     lrs = np.logspace(-6, 0, 50)
     losses = np.full(50, 1.3)
-    assert recommend(lrs, losses, losses) == {"lr": None, "lr_range": None, "schedule": "onecycle", "shape": None}
-    assert confidence([(lrs, losses, losses)])["flags"] == ["flat_curve"]
+    assert recommend(lrs, losses, losses) == Suggestion(None, None, "onecycle")
+    assert confidence([(lrs, losses, losses)]).flags == ("flat_curve",)
 
 
 def test_pure_noise_is_not_a_descent():
     lrs = np.logspace(-6, 0, 100)
     raw = 1.0 + 0.05 * np.random.default_rng(3).standard_normal(100)
-    assert recommend(lrs, ema(raw), raw)["lr"] is None
+    assert recommend(lrs, ema(raw), raw).lr is None
 
 
 def test_nan_at_step_3_leaves_too_few_points():
     lrs, smoothed, raw = curve()
     raw, smoothed = raw.copy(), smoothed.copy()
     raw[3] = smoothed[3] = np.nan
-    assert recommend(lrs, smoothed, raw)["lr"] is None
-    assert confidence([(lrs, smoothed, raw)])["flags"] == ["too_few_points"]
+    assert recommend(lrs, smoothed, raw).lr is None
+    assert confidence([(lrs, smoothed, raw)]).flags == ("too_few_points",)
 
 
 def test_a_late_nan_cuts_the_curve():
@@ -209,41 +215,42 @@ def test_a_late_nan_cuts_the_curve():
     broken[cut] = np.nan
     broken[cut + 1 :] = -5.0  # ignored, even though it would be a new minimum
     found = recommend(lrs, smoothed, broken)
-    assert found["lr"] == recommend(lrs[:cut], smoothed[:cut], raw[:cut])["lr"]
-    assert found["lr_range"][1] <= lrs[cut - 1]
+    assert found.lr == recommend(lrs[:cut], smoothed[:cut], raw[:cut]).lr
+    assert found.lr_range[1] <= lrs[cut - 1]
 
 
 def test_negative_losses_give_the_same_answer():
     lrs, smoothed, raw = curve()
     plain = recommend(lrs, smoothed, raw)
     shifted = recommend(lrs, smoothed - 10.0, raw - 10.0)
-    assert shifted["lr"] == pytest.approx(plain["lr"], rel=1e-9)
+    assert shifted.lr == pytest.approx(plain.lr, rel=1e-9)
     # the range's low end is the steepest point: rounding may tip a near-tie there to the neighbouring point
     step = lrs[1] / lrs[0]
-    for a, b in zip(shifted["lr_range"], plain["lr_range"]):
+    for a, b in zip(shifted.lr_range, plain.lr_range):
         assert b / step * 0.999 <= a <= b * step * 1.001
 
 
-def test_minimum_at_the_last_point_gives_an_answer_and_no_divergence_flag():
+def test_minimum_at_the_last_point_gives_no_answer_read_off_the_last_lr_and_says_no_divergence():
     lrs = np.logspace(-6, -1.5, 70)
     raw = clean(lrs)
     assert int(np.argmin(raw)) == len(raw) - 1
-    found = recommend(lrs, ema(raw), raw)
-    assert found["lr"] is not None and lrs[0] <= found["lr"] <= lrs[-1]
-    assert found["shape"]["divergence"] is None
-    assert "no_divergence" in confidence([(lrs, ema(raw), raw)])["flags"]
+    found = summarize([(lrs, ema(raw), raw)])
+    assert read_curve(lrs, ema(raw), raw).onset is None
+    assert found.suggested_lr is None and found.schedules["constant"].lr is None  # end_lr is no edge of stability
+    assert all(lr is None for lr in found.suggestions.values())  # minimum/10 would be read off the last lr too
+    assert found.confidence.flags == ("no_divergence",) and "raise sweep.end_lr" in found.confidence.notes[0]
 
 
-def test_minimum_at_the_first_point_gives_nothing():
+def test_minimum_at_the_first_point_gives_nothing_and_says_the_sweep_began_past_the_edge():
     lrs = np.logspace(-6, 0, 60)
     raw = 1.0 + np.linspace(0, 3, 60) ** 2
-    assert recommend(lrs, ema(raw), raw)["lr"] is None
-    assert confidence([(lrs, ema(raw), raw)])["flags"] == ["flat_curve"]
+    assert recommend(lrs, ema(raw), raw).lr is None
+    assert confidence([(lrs, ema(raw), raw)]).flags == ("began_past_edge",)
 
 
 def test_a_diverged_clean_curve_has_no_flags():
     lrs, smoothed, raw = curve()
-    assert confidence([(lrs, smoothed, raw)]) == {"spread_decades": None, "flags": [], "notes": [], "repeats": 1}
+    assert confidence([(lrs, smoothed, raw)]).to_json() == {"spread_decades": None, "flags": [], "notes": [], "repeats": 1}
 
 
 def _small_fall(noise):
@@ -255,65 +262,65 @@ def _small_fall(noise):
 
 def test_noise_large_against_the_drop_is_flagged():
     lrs, raw = _small_fall(noise=0.12)  # the fall of 0.3 passes the noise gate, but by less than 2x
-    assert recommend(lrs, ema(raw), raw)["lr"] is not None
-    flags = confidence([(lrs, ema(raw), raw)])["flags"]
+    assert recommend(lrs, ema(raw), raw).lr is not None
+    flags = confidence([(lrs, ema(raw), raw)]).flags
     assert "noisy" in flags
 
 
 def test_a_fall_within_batch_noise_is_no_fall_and_the_answer_comes_from_the_rise():
     lrs, raw = _small_fall(noise=0.25)  # a fall of 0.3 against batch noise of 0.25: not beyond the gate
     found = recommend(lrs, ema(raw), raw)
-    assert found["shape"]["fell"] is False
-    assert found["lr"] == pytest.approx(found["shape"]["divergence"] / 10 ** ONECYCLE_DECADES, rel=1e-9)
-    assert confidence([(lrs, ema(raw), raw)])["flags"] == ["pretrained"]
+    reading = read_curve(lrs, ema(raw), raw)
+    assert reading.fell is False
+    assert found.lr == pytest.approx(reading.onset_lr / 10 ** ONECYCLE_DECADES, rel=1e-9)
+    assert confidence([(lrs, ema(raw), raw)]).flags == ("noisy",)  # a model nobody said is trained: its fall was hidden
 
 
-@pytest.mark.parametrize("warm_start, method, flag", [(None, "finetune", "pretrained"), (True, "finetune", "pretrained"),
+@pytest.mark.parametrize("warm_start, method, flag", [(True, "finetune", "pretrained"), (None, "onecycle", "noisy"),
                                                       (False, "onecycle", "noisy")])
-def test_a_flat_then_rising_curve_is_a_trained_models_unless_the_model_started_untrained(warm_start, method, flag):
-    from lrfind_cli.suggest import summarize
-
+def test_a_flat_then_rising_curve_is_a_trained_models_only_when_the_model_is_said_to_start_trained(warm_start, method, flag):
     lrs, raw = _small_fall(noise=0.25)
     found = summarize([(lrs, ema(raw), raw)], warm_start=warm_start)
 
-    assert found["method"] == method and found["confidence"]["flags"] == [flag]
+    assert found.method == method and found.confidence.flags == (flag,)
     # a trained model's rate is a decade below the onset; an untrained one's is its schedule's
-    expected = recommend(lrs, ema(raw), raw, schedule=method)["lr"]
-    assert found["suggested_lr"] == pytest.approx(expected, rel=1e-12)
-    divergence = found["schedules"]["onecycle"]["lr_range"][1] * 10**ONECYCLE_DECADES
+    expected = recommend(lrs, ema(raw), raw, schedule=method).lr
+    assert found.suggested_lr == pytest.approx(expected, rel=1e-12)
+    divergence = found.schedules["onecycle"].lr_range[1] * 10**ONECYCLE_DECADES
     assert expected == pytest.approx(divergence / 10 ** (FINETUNE_DECADES if method == "finetune" else ONECYCLE_DECADES))
-    assert (found["suggestions"]["finetune"] is None) == (warm_start is False)
-    assert (found["lr_range"] is None) == (warm_start is not False)
+    assert (found.suggestions["finetune"] is None) == (warm_start is not True)
+    assert (found.lr_range is None) == (warm_start is True)
 
 
 def test_confidence_spread_over_several_curves():
     runs = [curve(inflection=INFLECTION + d) for d in (-0.3, 0.0, 0.3)]
     found = confidence(runs)
-    assert found["flags"] == []
-    assert found["spread_decades"] == pytest.approx(0.3, abs=0.06)
-    assert found["repeats"] == 3
+    assert found.flags == ()
+    assert found.spread_decades == pytest.approx(0.3, abs=0.06)
+    assert found.repeats == 3
 
 
 def test_repeats_that_disagree_by_a_decade_are_flagged_unstable_with_a_note():
     runs = [curve(inflection=INFLECTION + d) for d in (-1.0, 0.0, 1.0)]
     found = confidence(runs)
-    assert found["spread_decades"] > 0.5
-    assert found["flags"] == ["unstable"]
-    assert "sweep.repeats" in found["notes"][0]
+    assert found.spread_decades > 0.5
+    assert found.flags == ("unstable",)
+    assert "sweep.repeats" in found.notes[0]
 
 
 def test_smoothed_only_still_answers():
     lrs, smoothed, _ = curve()
     found = recommend(lrs, smoothed)
-    assert found["lr"] is not None and lrs[0] <= found["lr"] <= lrs[-1]
+    assert found.lr is not None and lrs[0] <= found.lr <= lrs[-1]
 
 
 def test_linear_mode_curve_answers_inside_the_range():
     lrs = np.linspace(1e-4, 1.0, 80)
     raw = 2.0 - 1.5 / (1.0 + np.exp(-(lrs - 0.3) / 0.05)) + np.where(lrs > 0.8, 20 * (lrs - 0.8) ** 2, 0.0)
     found = recommend(lrs, ema(raw), raw)
-    assert found["lr"] is not None and 0.05 <= found["lr"] <= 0.5
-    assert found["lr"] < found["shape"]["minimum"] < found["shape"]["divergence"]
+    reading = read_curve(lrs, ema(raw), raw)
+    assert found.lr is not None and 0.05 <= found.lr <= 0.5
+    assert found.lr < reading.minimum_lr < reading.onset_lr
 
 
 curves = st.lists(st.floats(min_value=-5.0, max_value=5.0, allow_nan=False), min_size=0, max_size=40)
@@ -324,12 +331,12 @@ curves = st.lists(st.floats(min_value=-5.0, max_value=5.0, allow_nan=False), min
 def test_any_curve_gives_none_or_an_lr_inside_its_range(losses, schedule):
     lrs = np.logspace(-6, 0, len(losses))
     found = recommend(lrs, losses, losses, schedule=schedule)
-    if found["lr"] is None:
-        assert found["lr_range"] is None
+    if found.lr is None:
+        assert found.lr_range is None
         return
-    low, high = found["lr_range"]
-    assert lrs[0] <= low <= found["lr"] <= high <= lrs[-1]
-    flags = confidence([(lrs, losses, losses)])["flags"]
+    low, high = found.lr_range
+    assert lrs[0] <= low <= found.lr <= high <= lrs[-1]
+    flags = confidence([(lrs, losses, losses)]).flags
     assert set(flags) <= {"no_divergence", "noisy"}
 
 
@@ -366,10 +373,10 @@ def test_vectorised_zero_lag_matches_the_point_by_point_definition(n):
 def test_lr_range_runs_from_a_rate_safe_to_hold_up_to_max_lr():
     lrs, smoothed, raw = curve()
     onecycle, constant = recommend(lrs, smoothed, raw, "onecycle"), recommend(lrs, smoothed, raw, "constant")
-    low, high = onecycle["lr_range"]
-    assert onecycle["lr_range"] == constant["lr_range"]
-    assert high == onecycle["lr"]
-    assert low == min(onecycle["shape"]["steepest"], constant["lr"])
+    low, high = onecycle.lr_range
+    assert onecycle.lr_range == constant.lr_range
+    assert high == onecycle.lr
+    assert low == min(read_curve(lrs, smoothed, raw).steepest_lr, constant.lr)
     assert high / low >= CONSTANT_FACTOR * 0.999  # a real range, never one point
 
 
@@ -378,17 +385,17 @@ def test_a_fall_sharper_than_the_lag_still_gives_a_real_range():
     i = np.arange(100)
     raw = 3 - 2 / (1 + np.exp(-(i - 42) / 0.7)) + np.where(i > 80, 0.5 * (i - 80), 0.0)
     found = recommend(lrs, ema(raw), raw)
-    low, high = found["lr_range"]
-    assert high == found["lr"] and high / low >= CONSTANT_FACTOR * 0.999
+    low, high = found.lr_range
+    assert high == found.lr and high / low >= CONSTANT_FACTOR * 0.999
 
 
 def test_a_repeat_that_stopped_early_does_not_drag_the_combined_answer_down():
     runs = [curve(noise=0.02, seed=s) for s in range(3)]
-    full = recommend_repeats(runs[:2])["lr"]
+    full = recommend_repeats(runs[:2]).lr
     short = tuple(np.asarray(x)[:35] for x in runs[2])  # stopped (NaN, interrupt) well before the knee
     combined = recommend_repeats([runs[0], runs[1], short])
-    assert abs(math.log10(combined["lr"]) - math.log10(full)) < 0.1
-    assert combined["runs"][2] is None or combined["runs"][2] < full
+    assert abs(math.log10(combined.lr) - math.log10(full)) < 0.1
+    assert combined.runs[2] is None or combined.runs[2] < full
 
 
 def test_running_median_in_chunks_matches_one_pass(monkeypatch):

@@ -14,7 +14,7 @@ from lrfind_cli.repeats import combine
 from lrfind_cli.results import RangeTestResult
 from lrfind_cli.runner import Interrupted, run_spec
 from lrfind_cli.spec import load_spec
-from lrfind_cli.suggest import mean_curve, recommend
+from lrfind_cli.suggest import mean_curve, recommend, zero_lag
 
 TINY = "configs/tiny.yaml"
 
@@ -43,11 +43,12 @@ def flat_then_rising(seed: int) -> tuple[int, RangeTestResult]:
     return seed, dataclasses.replace(result, losses=raw, smoothed=raw)
 
 
-@pytest.mark.parametrize("warm_start, method, flag", [(None, "finetune", "pretrained"), (False, "onecycle", "noisy")])
+@pytest.mark.parametrize("warm_start, method, flag", [(True, "finetune", "pretrained"), (None, "onecycle", "noisy"),
+                                                      (False, "onecycle", "noisy")])
 def test_repeats_of_a_flat_then_rising_curve_are_read_by_whether_the_model_started_trained(warm_start, method, flag):
     combined = combine([flat_then_rising(0), flat_then_rising(1)], "auto", "onecycle", warm_start)
 
-    assert combined.method == method and flag in combined.confidence["flags"]
+    assert combined.method == method and flag in combined.confidence.flags
     assert combined.suggested_lr == combined.suggestions[method]
 
 
@@ -59,13 +60,13 @@ def test_one_run_is_returned_unchanged():
 def test_combined_suggestion_is_read_on_the_mean_curve_of_the_runs():
     runs = [fake(0, -3.3), fake(1, -3.0), fake(2, -2.7)]
     combined = combine(runs, "auto", "onecycle")
-    per_run = [recommend(r.lrs, r.smoothed, r.losses, "onecycle")["lr"] for _, r in runs]
+    per_run = [recommend(r.lrs, r.smoothed, r.losses, "onecycle").lr for _, r in runs]
     averaged = mean_curve([(r.lrs, r.smoothed, r.losses) for _, r in runs])
-    assert combined.suggested_lr == pytest.approx(recommend(*averaged, "onecycle")["lr"])
+    assert combined.suggested_lr == pytest.approx(recommend(*averaged, "onecycle").lr)
     assert min(per_run) <= combined.suggested_lr <= max(per_run)
     assert combined.method == "onecycle"
-    assert combined.confidence["repeats"] == 3
-    assert combined.confidence["spread_decades"] == pytest.approx(float(np.std(np.log10(per_run), ddof=1)))
+    assert combined.confidence.repeats == 3
+    assert combined.confidence.spread_decades == pytest.approx(float(np.std(np.log10(per_run), ddof=1)))
     assert combined.lr_range[0] <= combined.suggested_lr <= combined.lr_range[1]
     assert combined.duration_s == 3.0
     assert [seed for seed, _ in combined.repeats] == [0, 1, 2]
@@ -82,8 +83,8 @@ def test_combined_status_is_the_most_serious_one():
 def test_constant_schedule_names_the_constant_rule():
     combined = combine([fake(0, -3.0), fake(1, -2.9)], "auto", "constant")
     assert combined.method == "constant"
-    assert combined.suggested_lr == combined.schedules["constant"]["suggested_lr"]
-    assert combined.suggested_lr < combined.schedules["onecycle"]["suggested_lr"]
+    assert combined.suggested_lr == combined.schedules["constant"].lr
+    assert combined.suggested_lr < combined.schedules["onecycle"].lr
 
 
 def test_result_json_round_trip_keeps_the_repeats():
@@ -101,7 +102,7 @@ def test_the_plot_draws_a_band_and_labels_the_recommendation_range_and_flags():
     from lrfind_cli.plot import _draw_one
 
     combined = combine([fake(0, -3.0), fake(1, -2.9), fake(2, -3.1)], "auto", "onecycle")
-    combined.confidence["flags"] = ["noisy"]
+    combined.confidence = dataclasses.replace(combined.confidence, flags=("noisy",))
     ax = Figure().add_subplot()
     _draw_one(ax, combined)
     labels = ax.get_legend_handles_labels()[1]
@@ -109,20 +110,25 @@ def test_the_plot_draws_a_band_and_labels_the_recommendation_range_and_flags():
     low, high = combined.lr_range
     assert f"lr_range {low:.2e} .. {high:.2e} (cyclic base_lr .. max_lr)" in labels
     assert f"one-cycle max_lr: {combined.suggested_lr:.2e}  (suggested)" in labels
-    assert f"constant lr: {combined.schedules['constant']['suggested_lr']:.2e}" in labels
+    assert f"constant lr: {combined.schedules['constant'].lr:.2e}" in labels
     assert "3 repeats (spread" in subtitle_of(combined) and "low confidence: noisy" in subtitle_of(combined)
     assert legend_labels([("a", combined)]) == [f"a: {combined.suggested_lr:.2e}"]
 
 
 def test_cli_repeats_three_times_with_different_data_order(tmp_path):
-    result = CliRunner().invoke(app, ["run", TINY, "--set", "sweep.repeats=3", "--set", "sweep.num_iter=25", "--out", str(tmp_path),
+    result = CliRunner().invoke(app, ["run", TINY, "--set", "sweep.repeats=3", "--set", "sweep.num_iter=40", "--out", str(tmp_path),
                                       "--json"])
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert [r["seed"] for r in doc["repeats"]] == [0, 1, 2]
     histories = [r["history"]["loss"] for r in doc["repeats"]]
     assert histories[0] != histories[1] != histories[2]  # another data order each time
-    assert doc["history"] == doc["repeats"][0]["history"]
+    # the history on top is the first repeat's; the zero-lag curve is the one the rule read, their mean's
+    assert {k: v for k, v in doc["history"].items() if k != "zero_lag"} == {
+        k: v for k, v in doc["repeats"][0]["history"].items() if k != "zero_lag"}
+    mean = np.mean([r["history"]["loss"][:len(doc["history"]["zero_lag"])] for r in doc["repeats"]], axis=0)
+    assert doc["history"]["zero_lag"][: len(mean)] == pytest.approx(zero_lag(doc["history"]["lr"][: len(mean)], mean)[1])
+    assert doc["best"]["loss"] == pytest.approx(min(v for v in doc["history"]["zero_lag"] if v is not None))
     assert doc["confidence"]["repeats"] == 3 and doc["confidence"]["spread_decades"] is not None
     assert set(doc["schedules"]) == {"onecycle", "constant"}
     assert doc["suggestions"]["onecycle"] == doc["suggested_lr"] and doc["method"] == "onecycle"
@@ -177,7 +183,10 @@ def test_an_interrupt_between_two_repeats_writes_the_finished_ones(tmp_path):
         run_spec(loaded, on_repeat=on_repeat)
     doc = json.loads((tmp_path / "result.json").read_text())
     assert doc["status"] == "interrupted" and "before repeat 3 of 3" in doc["stop_reason"]
-    assert [r["seed"] for r in doc["repeats"]] == [0, 1] and doc["suggested_lr"] is not None
+    assert [r["seed"] for r in doc["repeats"]] == [0, 1]
+    # two of three repeats are not the answer the spec asked for: none on top, each repeat's own kept
+    assert doc["suggested_lr"] is None and doc["confidence"]["flags"] == ["interrupted"]
+    assert all(r["suggested_lr"] is not None for r in doc["repeats"])
 
 
 def test_an_interrupt_between_two_grid_runs_writes_the_finished_ones(tmp_path):
@@ -193,6 +202,9 @@ def test_an_interrupt_between_two_grid_runs_writes_the_finished_ones(tmp_path):
     doc = json.loads((tmp_path / "result.json").read_text())
     assert doc["status"] == "interrupted" and "2 of 3 runs" in doc["stop_reason"]
     assert len(doc["runs"]) == 2
+    # a CI step reading the file gets no number from an unfinished grid; each finished run keeps its own
+    assert doc["suggested_lr"] is None and all(v is None for v in doc["suggestions"].values())
+    assert all(run["status"] != "interrupted" and run["suggested_lr"] is not None for run in doc["runs"])
 
 
 def test_asking_for_a_schedule_rule_by_name_reports_that_schedule(tmp_path):
@@ -217,14 +229,14 @@ def test_repeats_without_shuffling_are_refused_at_their_line(cli_write_spec):
     assert "set data.shuffle: true" in result.stderr
 
 
-def test_an_interrupted_repeat_does_not_vote_or_raise_flags():
+def test_an_interrupted_repeat_leaves_the_combined_result_without_an_answer():
     full = [fake(0, -3.0), fake(1, -2.9)]
     seed, cut = fake(2, -3.0, status="interrupted")
     cut.lrs, cut.losses, cut.smoothed = cut.lrs[:30], cut.losses[:30], cut.smoothed[:30]  # stopped before the fall
     combined = combine([*full, (seed, cut)], "auto", "onecycle")
-    assert combined.status == "interrupted"
-    assert combined.suggested_lr == combine(full, "auto", "onecycle").suggested_lr
-    assert "flat_curve" not in combined.confidence["flags"] and combined.confidence["repeats"] == 2
+    assert combine(full, "auto", "onecycle").suggested_lr is not None
+    assert combined.status == "interrupted" and combined.suggested_lr is None
+    assert combined.confidence.flags == ("interrupted",) and combined.confidence.repeats == 2  # the finished ones
     assert len(combined.repeats) == 3  # still listed
 
 

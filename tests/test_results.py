@@ -9,6 +9,7 @@ import pytest
 
 from lrfind_cli.plot import save_plot
 from lrfind_cli.results import HISTORY_CSV, PLOT_PNG, RESULT_JSON, RangeTestResult, history_csv, to_json, write_atomic, write_outputs
+from lrfind_cli.suggest import zero_lag
 
 CONTRACT_KEYS = {
     "schema_version", "status", "suggested_lr", "method", "suggestions", "history", "best", "num_steps", "stop_reason",
@@ -52,12 +53,15 @@ def test_to_dict_has_every_contract_key():
     assert doc["suggested_lr"] == 1e-3
     assert doc["method"] == "steepest"
     assert doc["suggestions"] == {"steepest": 1e-3, "valley": 2e-3, "minimum": 1e-3}
-    assert set(doc["history"]) == {"lr", "loss", "smoothed", "group_lrs"}
+    assert set(doc["history"]) == {"lr", "loss", "smoothed", "group_lrs", "zero_lag"}
     assert doc["history"]["group_lrs"] == [[lr] for lr in doc["history"]["lr"]]
     assert doc["suggested_group_lrs"] == [1e-3]
     assert len(doc["history"]["lr"]) == len(doc["history"]["loss"]) == len(doc["history"]["smoothed"]) == 5
     assert doc["history"]["lr"] == [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
-    assert doc["best"] == {"lr": 1e-2, "loss": 0.9}
+    # best: the lowest point of the zero-lag curve the rule reads (not of the EMA), which history.zero_lag holds
+    curve = zero_lag(doc["history"]["lr"], doc["history"]["loss"])[1]
+    assert doc["history"]["zero_lag"] == pytest.approx(list(curve))
+    assert doc["best"] == {"lr": doc["history"]["lr"][int(curve.argmin())], "loss": pytest.approx(curve.min())}
     assert doc["num_steps"] == 5
     assert doc["stop_reason"] == "smoothed loss diverged"
     assert doc["device"] == "cpu"
@@ -78,7 +82,9 @@ def test_non_finite_numbers_become_null():
     assert back["history"]["loss"] == [2.0, 1.5, 0.9, None, None]
     assert back["history"]["smoothed"] == [2.0, 1.8, 1.4, None, None]
     assert back["suggestions"] == {"steepest": None, "valley": None, "minimum": 9e-4}
-    assert back["best"] == {"lr": 1e-2, "loss": 1.4}
+    curve = zero_lag([1e-4, 1e-3, 1e-2], [2.0, 1.5, 0.9])[1]  # the finite prefix, re-smoothed
+    assert back["history"]["zero_lag"][:3] == pytest.approx(list(curve)) and back["history"]["zero_lag"][3:] == [None, None]
+    assert back["best"] == {"lr": 1e-2, "loss": pytest.approx(curve.min())}
     assert back["num_steps"] == 5
 
 

@@ -99,7 +99,8 @@ def wait_for_training(proc: subprocess.Popen, marker: Path, limit_s: float = 60.
 @pytest.mark.parametrize(("signum", "code", "extra"), [
     (signal.SIGINT, 130, []),
     (signal.SIGTERM, 143, ["--json"]),
-], ids=["SIGINT", "SIGTERM-json"])
+    (signal.SIGINT, 130, ["-q"]),
+], ids=["SIGINT", "SIGTERM-json", "SIGINT-quiet"])
 def test_a_signal_mid_sweep_writes_a_partial_result_and_exits_with_its_code(tmp_path, signum, code, extra):
     proc = start_run(tmp_path, extra)
     wait_for_training(proc, tmp_path / "training-started")
@@ -116,6 +117,9 @@ def test_a_signal_mid_sweep_writes_a_partial_result_and_exits_with_its_code(tmp_
     doc = json.loads((out / "result.json").read_text(encoding="utf-8"), parse_constant=reject_constant)
     assert doc["status"] == "interrupted"
     assert doc["stop_reason"].startswith("interrupted after")
+    # a partial curve gives no number a CI step could take for a finished sweep's (issue 21, item 3)
+    assert doc["suggested_lr"] is None and all(v is None for v in doc["suggestions"].values())
+    assert doc["confidence"]["flags"] == ["interrupted"]
     assert 2 <= doc["num_steps"] < NUM_ITER
     history = doc["history"]
     assert len(history["lr"]) == len(history["loss"]) == len(history["smoothed"]) == doc["num_steps"]

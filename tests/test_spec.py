@@ -35,7 +35,7 @@ def test_minimal_spec_gets_the_contract_defaults(cli_write_spec):
     spec = loaded.spec
     assert loaded.path == path
     assert (spec.seed, spec.device, spec.precision) == (0, "auto", "fp32")
-    assert spec.model.model_dump() == {"name": MODEL, "kwargs": {}, "checkpoint": None, "strict": True}
+    assert spec.model.model_dump() == {"name": MODEL, "kwargs": {}, "checkpoint": None, "strict": True, "trained": None}
     assert (spec.data.name, spec.data.kwargs, spec.data.transforms) == ("synthetic", {}, None)
     assert (spec.data.batch_size, spec.data.num_workers) == (128, 0)
     assert (spec.optimizer.name, spec.optimizer.kwargs) == ("SGD", {})
@@ -247,12 +247,27 @@ def test_unknown_precision_is_an_error(cli_write_spec, precision):
 
 
 def test_lr_among_optimizer_kwargs_is_refused_because_the_sweep_sets_it(cli_write_spec):
-    path = cli_write_spec(f"model: {{name: '{MODEL}'}}\noptimizer:\n  kwargs: {{lr: 0.1}}\n")
+    path = cli_write_spec(f"model: {{name: '{MODEL}'}}\noptimizer:\n  kwargs:\n    momentum: 0.9\n    lr: 0.1\n")
 
     message = only_problem(spec_error(path))
 
-    assert f"{path}:3 optimizer.kwargs" in message
+    assert f"{path}:5 optimizer.kwargs.lr:" in message  # the lr's own line
     assert "start_lr" in message
+
+
+def test_lr_among_a_param_groups_kwargs_is_refused_at_its_line(cli_write_spec):
+    path = cli_write_spec(f"""
+    model: {{name: '{MODEL}'}}
+    optimizer:
+      param_groups:
+        - params: '0.*'
+          kwargs:
+            lr: 0.1
+    """)
+
+    message = only_problem(spec_error(path))
+
+    assert f"{path}:6 optimizer.param_groups.0.kwargs.lr: a group's lr follows the sweep" in message
 
 
 # ---- files that are not a spec --------------------------------------------------------------------
@@ -549,6 +564,36 @@ def test_loss_function_kwarg_it_does_not_accept_is_still_an_error(cli_write_spec
     message = only_problem(spec_error(path))
 
     assert f"{path}:4 loss.kwargs.label_smoothin:" in message and "did you mean 'label_smoothing'" in message
+
+
+@pytest.mark.parametrize(("body", "where", "what"), [
+    ("loss:\n  nam: HuberLoss\n  kwargs: {delta: 1.0}\n", ":3 loss.nam:", "unknown key 'nam'"),
+    ("data:\n  name: MNIST\n  kwarg: {root: data}\n", ":4 data.kwarg:", "unknown key 'kwarg'"),
+    ("optimizer:\n  name: Adam\n  kwargs: {betas: [0.9, 0.99]}\n  param_groups: [{params: '0.*', lr_scal: 2}]\n",
+     ":5 optimizer.param_groups.0.lr_scal:", "unknown key 'lr_scal'"),
+], ids=["name-misspelled", "kwargs-misspelled", "group-key-misspelled"])
+def test_a_section_with_a_wrong_key_is_not_checked_against_a_target_it_may_not_mean(cli_write_spec, body, where, what):
+    # the loss is not CrossEntropyLoss refusing `delta`, MNIST is not missing its `root`: only the misspelled key is wrong
+    path = cli_write_spec(f"model: {{name: '{MODEL}'}}\n{body}")
+
+    message = only_problem(spec_error(path, complete=True))
+
+    assert f"{path}{where} {what}" in message
+
+
+def test_a_wrong_key_inside_a_param_group_leaves_the_optimizers_kwargs_checked(cli_write_spec):
+    path = cli_write_spec(f"""
+    model: {{name: '{MODEL}'}}
+    optimizer:
+      name: Adam
+      kwargs: {{betaz: [0.9, 0.99]}}
+      param_groups: [{{params: '0.*', lr_scal: 2}}]
+    """)
+
+    error = spec_error(path, complete=True)
+
+    assert [str(p).split(": ")[0] for p in error.problems] == [f"{path}:5 optimizer.param_groups.0.lr_scal",
+                                                               f"{path}:4 optimizer.kwargs.betaz"]
 
 
 def test_names_are_not_resolved_when_targets_are_not_checked(cli_write_spec):

@@ -85,6 +85,11 @@ def test_a_spec_in_another_spelling_runs(cli_runner, cli_write_spec, tmp_path, t
      "'LinearCrossEntropyLoss' or 'LinearCrossEntropyOptions'?)"),
     (HYDRA, "batch_size: 16", "batch_size: -1", "11 data.batch_size: Input should be greater than or equal to 1 (got -1) "
      "(use a larger value)"),
+    # an lr copied along with the block: at the lr's own line, not the block's
+    (HYDRA, "momentum: 0.9", "momentum: 0.9\n  lr: 0.1",
+     "16 optimizer.lr: the learning rate is what the sweep sets; remove 'lr' and use sweep.start_lr / sweep.end_lr"),
+    (LIGHTNING, "momentum: 0.9", "momentum: 0.9\n    lr: 0.1",
+     "12 optimizer.init_args.lr: the learning rate is what the sweep sets; remove 'lr' and use sweep.start_lr / sweep.end_lr"),
 ])
 def test_errors_in_another_spelling_point_at_the_line_and_key_as_written(cli_runner, cli_write_spec, text, old, new, line):
     path = cli_write_spec(text.replace(old, new))

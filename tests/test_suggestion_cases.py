@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from lrfind_cli.cli import app
 from lrfind_cli.data import SyntheticTabular
 from lrfind_cli.models import mlp_regressor
-from lrfind_cli.suggest import confidence, recommend, summarize
+from lrfind_cli.suggest import recommend, summarize
 
 TABULAR = """seed: 0
 device: cpu
@@ -48,7 +48,8 @@ def test_case05_frozen_weights_give_exit_3_flat_curve_and_empty_quiet_output(tmp
     assert result.stdout == ""
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert doc["suggested_lr"] is None and all(v is None for v in doc["suggestions"].values())
-    assert doc["confidence"]["flags"] == ["flat_curve"]
+    # flat up to end_lr, so the sweep went on past it (2 decades, at most num_iter steps), flat still
+    assert doc["confidence"]["flags"] == ["extended", "flat_curve"] and doc["sweep"]["extended_steps"] == 40
     assert "never fell by more than batch noise" in result.stderr  # the message says what the flag says
 
 
@@ -136,7 +137,7 @@ def test_pure_batch_noise_never_gives_a_learning_rate(n, kind):
         if kind == "high_first_batch":
             raw[0] += 1.0  # ten standard deviations: one unlucky first batch
         summary = summarize([(lrs, raw, raw)])
-        answered += summary["suggested_lr"] is not None
+        answered += summary.suggested_lr is not None
     assert answered == 0
 
 
@@ -146,7 +147,7 @@ def test_a_fall_of_eight_noise_levels_is_found(n):
     lrs = np.logspace(-6, 0, n)
     u = np.log10(lrs)
     raw = 1.0 - 0.8 / (1 + np.exp(-(u + 3) / 0.3)) + np.where(u > -1, 2 * (u + 1), 0.0) + 0.1 * rng.standard_normal(n)
-    assert recommend(lrs, raw, raw)["lr"] is not None
+    assert recommend(lrs, raw, raw).lr is not None
 
 
 # ---------------------------------------------------------------- blew_up
@@ -161,14 +162,14 @@ def _descent_then_rise(end_level):
 
 def test_a_completed_sweep_that_ends_above_its_start_is_flagged_blew_up():
     lrs, raw = _descent_then_rise(end_level=2.6)  # ends above the start (2.0): 5x its best, under a 4x-of-smoothed stop
-    assert "blew_up" in confidence([(lrs, raw, raw)], statuses=["completed"])["flags"]
+    assert "blew_up" in summarize([(lrs, raw, raw)], statuses=["completed"]).confidence.flags
     # the stop rule fired: the status already says it, no flag
-    assert "blew_up" not in confidence([(lrs, raw, raw)], statuses=["diverged"])["flags"]
+    assert "blew_up" not in summarize([(lrs, raw, raw)], statuses=["diverged"]).confidence.flags
 
 
 def test_a_modest_rise_after_the_minimum_is_not_blew_up():
     lrs, raw = _descent_then_rise(end_level=0.8)  # 1.6x its best, well below the start
-    assert "blew_up" not in confidence([(lrs, raw, raw)], statuses=["completed"])["flags"]
+    assert "blew_up" not in summarize([(lrs, raw, raw)], statuses=["completed"]).confidence.flags
 
 
 def test_tiny_example_that_blows_up_under_the_stop_threshold_says_so(tmp_path):

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from lrfind_cli.results import RangeTestResult
+from lrfind_cli.suggest import Confidence
 from lrfind_cli.summary import markdown_summary
 from tests.test_cli import SHORT, TINY, invoke
 
@@ -13,7 +14,7 @@ def _result(**changes) -> RangeTestResult:
                   stop_reason="smoothed loss 9 diverged from best 1.5 at step 2, lr 1", method="onecycle",
                   suggestions={"onecycle": 0.0123, "constant": 0.0041, "steepest": 0.02, "valley": None, "minimum": 0.001},
                   suggested_lr=0.0123, device="cpu", duration_s=1.0, start_lr=1e-4, end_lr=10.0, num_iter=12, mode="exp",
-                  lr_range=[0.0041, 0.0123], confidence={"spread_decades": None, "flags": ["noisy"], "notes": ["x"]})
+                  lr_range=[0.0041, 0.0123], confidence=Confidence(flags=("noisy",)))
     return RangeTestResult(**{**values, **changes})
 
 
@@ -45,7 +46,7 @@ def test_the_summary_has_the_suggestion_range_schedule_flags_methods_and_outputs
 
 
 def test_without_a_suggestion_the_summary_says_so():
-    text = markdown_summary(_result(suggested_lr=None, lr_range=None, suggestions={"onecycle": None}, confidence={"flags": []}),
+    text = markdown_summary(_result(suggested_lr=None, lr_range=None, suggestions={"onecycle": None}, confidence=Confidence()),
                             "t", Path("out"))
 
     assert "**Suggested learning rate: none** (no usable suggestion; see the status below)" in text

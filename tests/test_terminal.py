@@ -79,18 +79,34 @@ except SystemExit as exc:
 """
 
 
-@pytest.mark.parametrize("command", ["validate", "run"])
-def test_key_and_type_errors_exit_2_before_torch_is_imported(command, cli_write_spec):
+@pytest.mark.parametrize(("command", "torch_imported"), [("run", False), ("validate", True)])
+def test_key_and_type_errors_exit_2_and_run_stops_before_torch_is_imported(command, torch_imported, cli_write_spec):
+    # run stops at once; validate goes on to check the names that are right (torch), so it reports everything in one pass
     spec = cli_write_spec("model: {name: tiny_mlp}\nsweep:\n  num_iters: 3\n  start_lr: fast\n")
 
     proc = python("-c", NO_TORCH_PROBE, command, str(spec))
 
-    assert proc.stdout == "exit 2 torch imported: False\n"
+    assert proc.stdout == f"exit 2 torch imported: {torch_imported}\n"
     assert error_lines(proc.stderr) == [
         f"error: {spec}:4 sweep.start_lr: Input should be a valid number, unable to parse string as a number (got 'fast') "
         "(write a number such as 1.0e-4)",
         f"error: {spec}:3 sweep.num_iters: unknown key 'num_iters' (did you mean 'num_iter'?)",
     ]
+
+
+def test_validate_reports_a_key_typo_and_an_optimizer_kwarg_typo_in_one_pass(cli_write_spec):
+    spec = cli_write_spec("model: {name: tiny_mlp}\noptimizer:\n  name: SGD\n  kwargs: {momentun: 0.9}\nsweep:\n  num_iters: 3\n")
+
+    validated = python("-c", NO_TORCH_PROBE, "validate", str(spec))
+    ran = python("-c", NO_TORCH_PROBE, "run", str(spec))
+
+    assert validated.stdout == "exit 2 torch imported: True\n"
+    assert error_lines(validated.stderr) == [
+        f"error: {spec}:6 sweep.num_iters: unknown key 'num_iters' (did you mean 'num_iter'?)",
+        f"error: {spec}:4 optimizer.kwargs.momentun: SGD does not accept the argument 'momentun' (did you mean 'momentum'?)",
+    ]
+    assert ran.stdout == "exit 2 torch imported: False\n"  # run stops at the key typo, before torch loads
+    assert error_lines(ran.stderr) == [error_lines(validated.stderr)[0]]
 
 
 def test_names_are_checked_once_the_structure_is_valid(cli_write_spec):
@@ -112,7 +128,8 @@ def test_plain_progress_lines_number_steps_from_0_and_end_with_an_eta(plain):
 
     assert lines, result.stderr
     for line in lines:
-        match = re.fullmatch(rf"step +(\d+) \((\d+)/20\)  lr \S+  loss \S+  smoothed \S+  best \S+ @ \S+  eta (-:--:--|{ETA})", line)
+        # 20 steps planned, more when the sweep went on past end_lr (it had not diverged there)
+        match = re.fullmatch(rf"step +(\d+) \((\d+)/2\d\)  lr \S+  loss \S+  smoothed \S+  best \S+ @ \S+  eta (-:--:--|{ETA})", line)
         assert match, line
         step, done, eta = int(match.group(1)), int(match.group(2)), match.group(3)
         assert done == step + 1
@@ -126,7 +143,7 @@ def test_progress_steps_are_the_steps_of_history_csv_and_of_the_stop_reason(plai
     doc = json.loads((out / "result.json").read_text())
 
     for line in result.stderr.splitlines():
-        match = re.match(r"step +(\d+) \(\d+/20\)  lr (\S+)", line)
+        match = re.match(r"step +(\d+) \(\d+/2\d\)  lr (\S+)", line)
         if match:
             assert f"{rows[int(match.group(1))]:.3e}" == match.group(2)  # step N here is row step=N there
     last = re.findall(r"step +(\d+) \(", result.stderr)[-1]
@@ -141,42 +158,104 @@ class Info:
         self.lr, self.loss, self.smoothed, self.best_loss, self.best_lr = 0.001 * (step + 1), 2.0, 2.0, 2.0, 0.001
 
 
-def test_the_live_table_numbers_steps_from_0_and_the_bar_shows_an_eta():
+def _terminal() -> tuple[Console, io.StringIO]:
     buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=True, width=120, color_system=None)
+    return Console(file=buffer, force_terminal=True, width=120, color_system=None), buffer
+
+
+def _shown(renderable) -> str:
+    """What a terminal shows for one renderable (no escape codes)."""
+    console, buffer = _terminal()
+    console.print(renderable)
+    return buffer.getvalue()
+
+
+def test_the_live_table_numbers_steps_from_0_and_the_bar_shows_an_eta_while_it_runs():
+    console, buffer = _terminal()
 
     with LiveReporter(console, "title", 5) as reporter:
         for step in range(3):
             reporter.on_step(Info(step))
+        running = _shown(reporter.progress)
 
     text = buffer.getvalue()
     final = text[text.rindex("title"):]
     assert re.search(r"│ +0 │ 1\.000e-03 │", final) and re.search(r"│ +2 │ 3\.000e-03 │", final)
     assert not re.search(r"│ +3 │", final)
-    assert re.search(rf"3/5 {ETA} eta {ETA}", final), final
+    assert re.search(rf"3/5 {ETA} eta {ETA}", running), running
 
 
-def test_the_live_table_is_built_when_rich_redraws_not_at_every_step(monkeypatch):
-    import threading
+@pytest.mark.parametrize(("steps", "word"), [(3, "stopped"), (5, "done")])
+def test_the_bar_left_on_screen_after_the_sweep_shows_no_eta(steps, word):
+    """A sweep that diverged at step 2 of 5 left "eta 0:00:30" frozen on the last frame; now the bar says it ended."""
+    console, buffer = _terminal()
 
-    built_by_steps = []
+    with LiveReporter(console, "title", 5) as reporter:
+        for step in range(steps):
+            reporter.on_step(Info(step))
+
+    text = buffer.getvalue()
+    bar = text[text.rindex("sweep "):].splitlines()[0]
+    assert re.search(rf"{steps}/5 {ETA} {word}$", bar.rstrip()), bar
+    assert "eta" not in bar
+
+
+def test_a_new_repeat_after_an_ended_sweep_shows_its_eta_again():
+    console, _ = _terminal()
+    with LiveReporter(console, "title", 5) as reporter:
+        reporter.on_step(Info(0))
+        reporter.progress.update(reporter.task, ended=True)
+        reporter.on_repeat(1, 2)
+        reporter.on_step(Info(0))
+        reporter.on_step(Info(1))
+
+        assert re.search(rf"2/5 {ETA} eta {ETA}", _shown(reporter.progress))
+
+
+class RoundLosses(Info):
+    def __init__(self, step: int, num_iter: int = 5):
+        super().__init__(step, num_iter)
+        self.loss, self.smoothed, self.best_loss = 1.0, 0.5, 2.5e-5
+
+
+def test_losses_are_printed_with_four_significant_digits_trailing_zeros_kept():
+    """`loss 1` for 1.000 read as a rounded or integer loss; every loss prints 4 significant digits."""
+    plain = io.StringIO()
+    with LiveReporter(Console(file=plain, force_terminal=False, width=200), "title", 5) as reporter:
+        reporter.on_step(RoundLosses(0))
+    console, buffer = _terminal()
+    with LiveReporter(console, "title", 5) as reporter:
+        reporter.on_step(RoundLosses(0))
+
+    # best: the lowest point of the zero-lag curve of the losses seen (here the one loss, 1.000), not the EMA's
+    assert "  loss 1.000  smoothed 0.5000  best 1.000 @ " in plain.getvalue()
+    assert re.search(r"│ +0 │ 1\.000e-03 │ 1\.000 │ +0\.5000 │ 1\.000 @ 1\.00e-03 │", buffer.getvalue())
+
+
+def test_the_live_table_is_drawn_a_few_times_a_second_not_at_every_step(monkeypatch):
+    from lrfind_cli import ui
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(ui.time, "monotonic", lambda: clock["now"])  # steps of 1 ms; a frame costs 10 ms
+    frames = []
     real = LiveReporter._render
 
     def render(self):
-        built_by_steps.append(threading.current_thread() is threading.main_thread() and stepping)
+        frames.append(clock["now"])
+        clock["now"] += 0.010
         return real(self)
 
     monkeypatch.setattr(LiveReporter, "_render", render)
     console = Console(file=io.StringIO(), force_terminal=True, width=120, color_system=None)
-    with LiveReporter(console, "title", 200) as reporter:
-        stepping = True
-        for step in range(200):
-            reporter.on_step(Info(step, 200))
-        stepping = False
-    # one draw when the table appears; after that a step only records its row (building the table costs
-    # about as much as a small model's step) and rich redraws it from its own thread
-    assert sum(built_by_steps) <= 1
-    assert len(built_by_steps) >= 2  # drawn all the same: at the start and at the end
+    with LiveReporter(console, "title", 2000) as reporter:
+        for step in range(2000):
+            reporter.on_step(Info(step, 2000))
+            clock["now"] += 0.001
+    # 2 s of steps, and a frame at most every max(1/8 s, 50 x its cost) = 0.5 s or more, then the last one at the end
+    draws = [t for i, t in enumerate(frames) if i == 0 or t - frames[i - 1] > 0.015]  # rich may build a frame twice
+    gaps = [b - a for a, b in zip(draws, draws[1:-1])]
+    assert 4 <= len(draws) <= 7 and all(gap >= 0.5 for gap in gaps), draws
+    assert len(frames) * 0.010 / clock["now"] < 0.05  # drawing took a few percent of the time, not a frame per step
 
 
 def test_a_training_failure_names_the_step_as_history_csv_does():

@@ -26,8 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lrfind_cli.suggest.curve import read
-from lrfind_cli.suggest.rules import anchor_of, shape_of
+from lrfind_cli.suggest import read_curve
 
 from . import score
 from .ground_truth import PROTOCOLS, RT_SEEDS
@@ -44,30 +43,29 @@ def _log(v: float | None) -> float:
 
 def _reading(lrs, smoothed, raw, task) -> dict | None:
     """The landmarks (log10 lr) and features of one range test, or None when the rule has no answer."""
-    shape = shape_of(lrs, smoothed, raw)
-    if shape is None:
+    curve = read_curve(lrs, smoothed, raw)
+    onset = curve.onset_lr
+    if not curve.readable or onset is None:
         return None
-    x = shape["lrs"]
-    onset = anchor_of(shape)
-    curve = read(lrs, raw)  # not None: shape_of read it
     start = float(np.median(curve.y[: max(1, len(curve.y) // 10)]))
-    lowest = float(curve.z[curve.m])
+    lowest = curve.lowest
+    knee = curve.lr(curve.landmarks.knee) if curve.landmarks else None
     return {
         "landmarks": {
             "onset of divergence": _log(onset),
-            "steepest fall": _log(shape["steepest"] or onset),
-            "knee": _log(shape["knee"] or onset),
-            "minimum (zero-lag)": _log(shape["minimum"]),
+            "steepest fall": _log(curve.steepest_lr or onset),
+            "knee": _log(knee or onset),
+            "minimum (zero-lag)": _log(curve.minimum_lr),
             "fastai minimum (x10, undivided)": _log(10 * (fastai_minimum(lrs, smoothed, raw) or math.nan)),
             "fastai valley": _log(fastai_valley(lrs, smoothed, raw)),
         },
         "features": {
-            "onset - steepest (decades)": _log(onset) - _log(shape["steepest"] or onset),
-            "onset - minimum (decades)": _log(onset) - _log(shape["minimum"]),
+            "onset - steepest (decades)": _log(onset) - _log(curve.steepest_lr or onset),
+            "onset - minimum (decades)": _log(onset) - _log(curve.minimum_lr),
             "relative depth of the fall": (start - lowest) / abs(start) if start else math.nan,
             "log10 noise / start loss": math.log10(curve.sigma / abs(start) + 1e-12) if start else math.nan,
-            "last lr - onset (decades)": math.log10(float(x[-1])) - _log(onset),
-            "fell beyond noise (0/1)": float(shape["fell"]),
+            "last lr - onset (decades)": math.log10(curve.last_lr) - _log(onset),
+            "fell beyond noise (0/1)": float(curve.fell),
             "adaptive optimizer (0/1)": float(task.optimizer in ADAPTIVE),
             "log2 batch size": math.log2(task.batch_size),
             "training steps": float(task.steps),
@@ -117,8 +115,8 @@ def oracle_distance(gts: dict[str, dict]) -> dict[str, dict]:
         for gt in gts.values():
             anchors = []
             for s in RT_SEEDS:
-                shape = shape_of(*score.curve(gt, s))
-                anchors.append(None if shape is None else anchor_of(shape))
+                curve = read_curve(*score.curve(gt, s))
+                anchors.append(curve.onset_lr if curve.readable else None)
 
             def regrets(d: float, gt=gt, anchors=anchors, p=p) -> list[float]:
                 return [score.regret(gt, p, a / 10**d if a else None)[0] for a in anchors]

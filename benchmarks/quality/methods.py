@@ -108,20 +108,18 @@ CLASSIC = ("torch-lr-finder steepest (index)", "lightning steepest (d/d lr)", "f
 
 def current_rule(lrs, smoothed, raw, schedule):
     """lrfind's rule as it is in lrfind_cli/suggest/rules.py: `recommend(..., schedule)`."""
-    return suggest.recommend(lrs, arr(smoothed), arr(raw), schedule=schedule)["lr"]
+    return suggest.recommend(lrs, arr(smoothed), arr(raw), schedule=schedule).lr
 
 
 # several runs: exactly what `sweep.repeats` does (the mean curve, with its fallbacks)
-current_rule.combine = lambda curves, schedule: suggest.recommend_repeats(curves, schedule)["lr"]
+current_rule.combine = lambda curves, schedule: suggest.recommend_repeats(curves, schedule).lr
 
 
 def onset_rule(decades: dict[str, float]) -> Rule:
     """lrfind's rule with other distances: the lr `decades[schedule]` below the onset of divergence."""
-    from lrfind_cli.suggest.rules import below_onset, shape_of
-
     def rule(lrs, smoothed, raw, schedule):
-        shape = shape_of(lrs, arr(smoothed), arr(raw))
-        return None if shape is None else below_onset(shape, decades[schedule])
+        reading = suggest.read_curve(lrs, arr(smoothed), arr(raw))
+        return reading.below_onset(decades[schedule]) if reading.readable else None
 
     return rule
 
@@ -139,17 +137,14 @@ def centre_rule(decades: dict[str, float], weight: float = CENTRE_WEIGHT) -> Rul
     one-cycle; leave-one-family-out 0.087 / 0.084 vs 0.144 / 0.093), but not on the fresh test tasks of
     round 3 (0.204 vs 0.150 constant, 0.110 vs 0.115 one-cycle): see docs/suggestion-quality.md.
     """
-    from lrfind_cli.suggest.rules import anchor_of, shape_of
-
     def rule(lrs, smoothed, raw, schedule):
-        shape = shape_of(lrs, arr(smoothed), arr(raw))
-        if shape is None:
+        reading = suggest.read_curve(lrs, arr(smoothed), arr(raw))
+        onset = reading.onset_lr
+        if not reading.readable or onset is None:
             return None
-        x = shape["lrs"]
-        onset = anchor_of(shape)
-        steepest = shape["steepest"] if shape["steepest"] is not None else onset
-        centre = 10 ** ((1 - weight) * np.log10(onset) + weight * np.log10(steepest))
-        return float(min(max(centre / 10 ** decades[schedule], float(x[0])), float(x[-1])))
+        steepest = reading.steepest_lr if reading.steepest_lr is not None else onset
+        centre = 10 ** ((1 - weight) * np.log10(onset) + weight * np.log10(steepest)) / 10 ** decades[schedule]
+        return float(centre) if centre >= reading.first_lr else None  # never below the swept range, as the shipped rule
 
     return rule
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..suggest import SCHEDULES
-from .schedule import lr_schedule
+from .schedule import EXTEND_DECADES, lr_extension, lr_schedule
 
 CPU_READ_SECONDS = 0.02  # on a CPU, losses are read once this long has passed (or every 16 steps)
 
@@ -40,17 +40,20 @@ class SweepConfig:
     schedule: str = "onecycle"
     sync_every: int | None = None
     val_every: int = 10
-    warm_start: bool | None = None  # the model started from trained weights (None: unknown); see suggest.summarize
+    warm_start: bool | None = None  # the model started from trained weights (True; see suggest.rule)
+    extend_decades: float = EXTEND_DECADES  # how far past end_lr a sweep that has not diverged goes on (0: not at all)
 
     def __post_init__(self) -> None:
         for name, minimum in (("num_iter", 2), ("accumulation_steps", 1), ("val_every", 1), ("sync_every", 1)):
             if getattr(self, name) is not None or name != "sync_every":
                 _check_whole(name, getattr(self, name), minimum)
-        for name in ("start_lr", "end_lr", "smoothing", "diverge_threshold", "max_grad_norm", "max_grad_value"):
+        for name in ("start_lr", "end_lr", "smoothing", "diverge_threshold", "max_grad_norm", "max_grad_value", "extend_decades"):
             _check_number(name, getattr(self, name), optional=name.startswith("max_grad"))
         _check_choice("train_mode", self.train_mode, ("all", "keep"))
         if not 0 <= self.smoothing < 1:
             raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if not 0 <= self.extend_decades < math.inf:
+            raise ValueError(f"extend_decades must be 0 or more, got {self.extend_decades}")
         if self.diverge_threshold <= 1:
             raise ValueError(f"diverge_threshold must be above 1, got {self.diverge_threshold}")
         if self.schedule not in SCHEDULES:
@@ -62,6 +65,10 @@ class SweepConfig:
     def lrs(self) -> np.ndarray:
         """The planned lr of every step (ValueError for a range or mode the schedule cannot take)."""
         return lr_schedule(self.start_lr, self.end_lr, self.num_iter, self.mode)
+
+    def extension(self) -> np.ndarray:
+        """The lrs of the steps past end_lr, for a sweep whose loss has not diverged by then (`lr_extension`)."""
+        return lr_extension(self.start_lr, self.end_lr, self.num_iter, self.mode, self.extend_decades)
 
     def read_every(self, device: torch.device, distributed: bool) -> tuple[int, bool]:
         """(read the losses every N steps, read by time instead) on this device.

@@ -133,6 +133,12 @@ class LossReader:
         self.last_read = time.perf_counter()
         self.reads: list[tuple[int, float]] = []
 
+    def extend(self, lrs) -> None:
+        """Plan more steps after the last planned one (the sweep going on past end_lr): their lrs, and room for their losses."""
+        self.planned = np.concatenate([self.planned, np.asarray(lrs, dtype=float)])
+        more = torch.full((self.buffer.shape[0], len(lrs)), math.nan, dtype=self.buffer.dtype, device=self.buffer.device)
+        self.buffer = torch.cat([self.buffer, more], dim=1)
+
     @property
     def host(self) -> np.ndarray | None:
         """On a CPU, a numpy view of the buffer (None elsewhere): a loss is a number already there, and writing it

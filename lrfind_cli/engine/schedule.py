@@ -26,6 +26,24 @@ def lr_schedule(start_lr: float, end_lr: float, num_iter: int, mode: str = "exp"
     return lrs
 
 
+# A sweep whose loss has not diverged by end_lr goes on past it, at most this many decades (and at most
+# num_iter more steps): an answer is read from where the loss starts to diverge, never from end_lr itself
+# (issue 21, item 17: end_lr 10 / 100 / 1000 gave three different answers for one model).
+EXTEND_DECADES = 2.0
+
+
+def lr_extension(start_lr: float, end_lr: float, num_iter: int, mode: str = "exp",
+                 decades: float = EXTEND_DECADES) -> np.ndarray:
+    """The lrs of the steps after the last one (i = N, N+1, ...), for a sweep that goes on past end_lr.
+
+    The schedule's own formula continued (exp: the same ratio per step; linear: the same increment),
+    up to `decades` above end_lr and at most `num_iter` steps (so the sweep at most doubles).
+    """
+    t = np.arange(num_iter, 2 * num_iter) / (num_iter - 1)
+    lrs = start_lr * (end_lr / start_lr) ** t if mode == "exp" else start_lr + (end_lr - start_lr) * t
+    return lrs[lrs <= end_lr * 10**decades * (1 + 1e-12)]
+
+
 def group_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
     """Each group's lr over that of the first group with a non-zero lr: a group at lr 0 stays at 0.
 

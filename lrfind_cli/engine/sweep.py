@@ -14,13 +14,13 @@ from ..errors import Interrupted
 from ..results import RangeTestResult, measured
 from ..signals import signals_held
 from ..snapshot import Snapshot
-from ..suggest import summarize
+from ..suggest import read_curve, summarize
 from .batches import cycle, loader_state
 from .config import SweepConfig, check_arguments
 from .costs import memory_of, timing_of
 from .guard import RestoreGuard
 from .reader import LossReader, StepInfo, Stop
-from .schedule import resolve_ratios, set_lr
+from .schedule import EXTEND_DECADES, resolve_ratios, set_lr
 from .step import Clipping, StepConfig, StepFn, evaluate, model_device, scale_now, skipped_since, sweep_modes, train_step
 
 # Raised after a KeyboardInterrupt once the state is restored; `.result` holds what was measured (the one interrupt type).
@@ -63,6 +63,7 @@ def range_test(
     val_fn: Callable[[torch.nn.Module], torch.Tensor] | None = None,
     val_every: int = 10,
     warm_start: bool | None = None,
+    extend_decades: float = EXTEND_DECADES,
 ) -> RangeTestResult:
     """Run the learning-rate range test and restore model, optimizer, scaler and RNG exactly.
 
@@ -91,15 +92,18 @@ def range_test(
     `suggest_method="auto"` makes `suggested_lr` the schedule-aware recommendation: the one-cycle
     max_lr (`schedule="onecycle"`) or the constant lr (`schedule="constant"`), with `lr_range` and
     `confidence`; "steepest", "valley" or "minimum" pick that classic method instead.
-    `warm_start` says whether the model holds trained weights (True: fine-tuning; False: freshly
-    initialised; None: unknown). A curve that stays flat and then rises is answered as a trained
-    model's (method "finetune", flag "pretrained") unless `warm_start` is False, when its fall was
-    hidden by batch noise (the schedule's rule, flag "noisy").
+    `warm_start=True` says the model holds trained weights: a curve that stays flat and then rises is
+    then a trained model's, and the answer is never above the fine-tuning rate (flag "pretrained"; method
+    "finetune" under one-cycle). Otherwise (False, or None: not said) such a curve is an untrained
+    model's whose fall batch noise hid (the schedule's rule, flag "noisy").
+    A loss that has not started to diverge by `end_lr` is followed past it at the schedule's own rate,
+    up to `extend_decades` decades further and at most `num_iter` more steps (0: stop at end_lr);
+    `result.extended_steps` counts those steps. Without an onset of divergence there is no suggestion.
     """
     check_arguments(model, optimizer, train_loader, loss_fn, step_fn=step_fn, on_step=on_step, val_fn=val_fn)
     config = SweepConfig(start_lr, end_lr, num_iter, mode, smoothing, diverge_threshold, accumulation_steps, max_grad_norm,
                          max_grad_value, train_mode, precision, snapshot, suggest_method, schedule, sync_every, val_every,
-                         warm_start)
+                         warm_start, extend_decades)
     try:
         return run_sweep(model, optimizer, train_loader, loss_fn, config, step_fn=step_fn, on_step=on_step, val_fn=val_fn,
                          scaler=scaler, group_scales=group_scales)
@@ -159,12 +163,16 @@ class _Training:
 
 def _train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator, step: StepConfig, ratios: list[float],
            reader: LossReader, config: SweepConfig, val_fn: Callable | None, at: _Training) -> Stop:
-    """Train step after step until the reader says stop or end_lr is reached; an interrupt keeps what was measured."""
+    """Train step after step until the reader says stop or end_lr is reached; an interrupt keeps what was measured.
+
+    A loss that has not started to diverge by end_lr (`goes_on`) is followed past it (`SweepConfig.extension`).
+    """
     try:
         modes = sweep_modes(model, config.train_mode)
-        for i, lr in enumerate(reader.planned):
+        i = 0
+        while i < len(reader.planned):
             at.step = i
-            set_lr(optimizer, ratios, float(lr))
+            set_lr(optimizer, ratios, float(reader.planned[i]))
             scale = scale_now(step)  # under fp16: a skipped step lowers the scale (no host sync)
             loss = train_step(model, optimizer, batches, step)
             reader.put(i, loss, skipped_since(step, scale))
@@ -173,6 +181,9 @@ def _train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: It
             at.step = None
             if reader.due(loss) and reader.read() is not None:
                 return reader.stop
+            i += 1
+            if i == config.num_iter and goes_on(reader, config):
+                reader.extend(config.extension())
     except KeyboardInterrupt:
         # signals held: a second Ctrl-C must not cut this short (it would lose the partial result); a
         # KeyboardInterrupt raised again by on_step keeps what is recorded; other ranks may not be here,
@@ -180,7 +191,21 @@ def _train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: It
         with signals_held(), contextlib.suppress(KeyboardInterrupt):
             reader.read(collective=False)
         return reader.interrupted()
+    extra = len(reader.records) - config.num_iter
+    if extra > 0:
+        return Stop("completed", f"reached end_lr after {config.num_iter} steps without diverging, and went on past it for "
+                                 f"{extra} steps (to lr {reader.planned[-1]:.3g}) without diverging")
     return Stop("completed", f"reached end_lr after {config.num_iter} steps")
+
+
+def goes_on(reader: LossReader, config: SweepConfig) -> bool:
+    """Whether a sweep that reached end_lr goes on past it: its loss has not started to diverge (no onset; see
+    `suggest.Reading.onset`), and there are enough points to tell (RULE_MIN_POINTS)."""
+    if config.extend_decades <= 0:
+        return False
+    records = [r for r in reader.records if not r.skipped]  # a step the GradScaler skipped measured nothing
+    curve = read_curve([r.lr for r in records], None, [r.loss for r in records])
+    return not curve.too_short and curve.onset is None
 
 
 def _result(reader: LossReader, stop: Stop, config: SweepConfig, device: torch.device, duration_s: float) -> RangeTestResult:
@@ -190,12 +215,14 @@ def _result(reader: LossReader, stop: Stop, config: SweepConfig, device: torch.d
     smoothed = [r.smoothed for r in reader.records]
     skipped = [r.skipped for r in reader.records] if reader.with_skips else None
     summary = summarize([measured(lrs, smoothed, losses, skipped)], config.suggest_method, config.schedule, [stop.status],
-                        config.warm_start)
+                        config.warm_start, config.end_lr)
     result = RangeTestResult(
         lrs=lrs, losses=losses, smoothed=smoothed, status=stop.status, stop_reason=stop.reason, device=str(device),
         duration_s=duration_s, start_lr=float(config.start_lr), end_lr=float(config.end_lr), num_iter=config.num_iter,
         mode=config.mode, val_losses=[r.val_loss for r in reader.records] if reader.with_val else None, skipped=skipped,
-        **summary,  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence
+        **summary.fields(),  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence, zero_lag
     )
+    if stop.status == "interrupted":
+        return result.withdrawn()
     result.note_skipped()
     return result

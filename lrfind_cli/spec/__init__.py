@@ -10,6 +10,7 @@ from .overrides import apply_override, key_tuple, set_path
 from .schema import (
     DEVICE_PATTERN,
     DataSpec,
+    DistributedSpec,
     LossSpec,
     ModelSpec,
     OptimizerSpec,
@@ -26,7 +27,7 @@ from .schema import (
 )
 
 __all__ = [
-    "DEVICE_PATTERN", "DataSpec", "LoadedSpec", "LossSpec", "ModelSpec", "OptimizerSpec", "OutputSpec", "ParamGroupSpec",
+    "DEVICE_PATTERN", "DataSpec", "DistributedSpec", "LoadedSpec", "LossSpec", "ModelSpec", "OptimizerSpec", "OutputSpec", "ParamGroupSpec",
     "PerformanceSpec", "Spec", "SuggestSpec", "SweepSpec", "TransformSpec", "ValSpec", "VerifySpec", "Whole", "apply_override",
     "grid_variants", "key_tuple", "load_spec", "set_path", "variant_label",
 ]

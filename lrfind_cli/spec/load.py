@@ -17,7 +17,7 @@ from ..searchpath import beside
 from ..spellings import LineMap, normalize_spellings
 from .grid import grid_variants, variant_label
 from .overrides import _first_line, apply_override, key_tuple, set_path
-from .problems import _dedupe, _fix_for, _pydantic_problems, _where
+from .problems import _dedupe, _fix_for, _pydantic_problems, _where, located
 from .schema import Spec, _shown
 
 
@@ -49,11 +49,13 @@ class LoadedSpec(BaseModel):
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check_targets: bool = True,
-              on_targets: Callable[[], None] | None = None) -> LoadedSpec:
+              complete: bool = False, on_targets: Callable[[], None] | None = None) -> LoadedSpec:
     """Read, override and validate a spec; raise SpecError listing every problem found.
 
-    Keys and types are checked first, without torch; names and kwargs against signatures (which import
-    torch) once those are right. `on_targets()` is called just before that second check.
+    Keys and types are checked first, without torch; then, with torch, names and kwargs against signatures
+    (`targets`) and what building would refuse (`preflight`), once keys and types are right. With `complete`
+    (`lrfind validate`) the second stage runs on the keys that are right even when others are wrong, so one
+    pass reports every problem. `on_targets()` is called just before the second stage.
     """
     path = Path(path)
     try:
@@ -71,26 +73,41 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, 
         else:
             overridden[key_tuple(item.partition("=")[0])] = item
     problems += normalize_spellings(raw, lines, path)
-    spec = None
+    spec, bad = None, set()
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc, path, lines, overridden))
-    # Names and signatures need torch (seconds to import): checked once keys and types are right, so a
+        bad = {loc for loc, _, _ in located(exc)}
+    # Names and signatures need torch (seconds to import): `run` checks them once keys and types are right, so a
     # typo is reported at once; when torch is loaded already (a Python session) checking them costs nothing.
-    check_targets = check_targets and ((spec is not None and not problems) or "torch" in sys.modules)
+    check_targets = check_targets and (complete or (spec is not None and not problems) or "torch" in sys.modules)
     if check_targets and on_targets is not None:
         on_targets()
     with beside(path):
         if check_targets:
-            from ..targets import check_targets as _check  # imports torch: only when asked
+            from ..preflight import preflight_problems  # imports torch: only when asked
+            from ..targets import check_targets as _check
 
-            for key, what, fix in _check(raw):
-                problems.append(Problem(_where(path, lines, key, overridden), what, fix))
+            found = _check(raw, bad)
+            checked = spec if spec is not None else _right_part(raw, bad)
+            if checked is not None and not checked.grid:
+                found += preflight_problems(checked)
+            problems += [Problem(_where(path, lines, key, overridden), what, fix) for key, what, fix in found]
         variants = _grid_specs(raw, spec, path, lines, problems, check_targets) if spec is not None else []
     if problems or spec is None:
         raise SpecError(_dedupe(problems))
     return LoadedSpec(spec=spec, path=path, lines=lines, overridden=overridden, variants=variants)
+
+
+def _right_part(raw: dict, bad: set[tuple]) -> Spec | None:
+    """The spec without its top-level sections that have problems (their defaults instead); None if that is invalid too."""
+    if any(not loc for loc in bad):
+        return None
+    try:
+        return Spec.model_validate({k: v for k, v in raw.items() if k not in {loc[0] for loc in bad}})
+    except ValidationError:
+        return None
 
 
 def _grid_specs(raw: dict, spec: Spec, path: Path, lines: dict[tuple, int], problems: list[Problem],
@@ -113,15 +130,19 @@ def _grid_specs(raw: dict, spec: Spec, path: Path, lines: dict[tuple, int], prob
             if problem:
                 here.append((("grid", key), problem.what, problem.fix))
         if not here:
+            bad: set[tuple] = set()
             try:
                 variants.append((overrides, Spec.model_validate(variant)))
             except ValidationError as exc:
-                here += [(tuple(e["loc"]), e["msg"].removeprefix("Value error, "), _fix_for(e["type"]))
-                         for e in exc.errors(include_url=False)]
+                here += [(loc, message, _fix_for(e["type"])) for loc, e, message in located(exc)]
+                bad = {loc for loc, _, _ in located(exc)}
             if check_targets:
+                from ..preflight import preflight_problems
                 from ..targets import check_targets as _check
 
-                here += _check(variant)
+                here += _check(variant, bad)
+                if not bad:
+                    here += preflight_problems(variants[-1][1])
         for item in here:
             found.setdefault(item, []).append(variant_label(overrides))
     for (key, what, fix), labels in found.items():

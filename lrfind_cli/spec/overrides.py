@@ -58,7 +58,7 @@ def set_path(raw: dict, parts: list[str], value: Any, where: str) -> Problem | N
 
 def key_tuple(dotted: str) -> tuple:
     """'optimizer.param_groups.0.lr_scale' -> ('optimizer', 'param_groups', 0, 'lr_scale'), as pydantic and the line map name it."""
-    return tuple(int(p) if p.strip().isdigit() else p.strip() for p in dotted.split("."))
+    return tuple(int(p.strip()) if p.strip().isdigit() else p.strip() for p in dotted.split("."))
 
 
 def _first_line(exc: Exception) -> str:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import Problem
 from ..spellings import LineMap
-from .schema import Spec, _shown
+from .schema import AT_KEY, Spec, _shown
 
 
 def _where(path: Path, lines: dict[tuple, int], key: tuple, overridden: dict[tuple, str] | None = None) -> str:
@@ -37,8 +37,7 @@ def _where(path: Path, lines: dict[tuple, int], key: tuple, overridden: dict[tup
 
 def _pydantic_problems(exc: ValidationError, path: Path, lines: dict[tuple, int], overridden: dict[tuple, str]) -> list[Problem]:
     problems = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
+    for loc, err, message in located(exc):
         kind = err["type"]
         if kind == "extra_forbidden":
             name = str(loc[-1])
@@ -49,14 +48,27 @@ def _pydantic_problems(exc: ValidationError, path: Path, lines: dict[tuple, int]
         elif kind == "missing":
             problems.append(Problem(_where(path, lines, loc, overridden), "required key is missing", f"add `{loc[-1]}:`"))
         else:
-            message = err["msg"].removeprefix("Value error, ")
-            keyed = re.match(r"([a-z_]+(?:\.[a-z_]+)+): (.*)", message) if not loc else None
-            if keyed:  # a check across keys names the key it is about: "sweep.repeats: ..."
-                loc, message = tuple(keyed.group(1).split(".")), keyed.group(2)
             value = err.get("input")
-            shown = f" (got {value!r})" if not isinstance(value, (dict, list)) and kind != "value_error" else ""
+            shown = f" (got {value!r})" if not isinstance(value, (dict, list)) and kind not in ("value_error", AT_KEY) else ""
             problems.append(Problem(_where(path, lines, loc, overridden), f"{message}{shown}", _fix_for(kind)))
     return problems
+
+
+def located(exc: ValidationError) -> list[tuple[tuple, dict[str, Any], str]]:
+    """(key path, pydantic's error, message) for each error, the key path being the key the problem is at.
+
+    A check across keys names the key it is about ("sweep.repeats: ..."); an AT_KEY error names the key below its field.
+    """
+    found = []
+    for err in exc.errors(include_url=False):
+        loc, message = tuple(err["loc"]), err["msg"].removeprefix("Value error, ")
+        keyed = re.match(r"([a-z_]+(?:\.[a-z_]+)+): (.*)", message) if not loc and err["type"] == "value_error" else None
+        if keyed:
+            loc, message = tuple(keyed.group(1).split(".")), keyed.group(2)
+        if err["type"] == AT_KEY:
+            loc += (err["ctx"]["key"],)
+        found.append((loc, err, message))
+    return found
 
 
 def _fields_at(loc: tuple) -> list[str]:

@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -29,6 +30,8 @@ class ModelSpec(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     checkpoint: str | None = None
     strict: bool = True  # checkpoint keys must match the model's exactly
+    # the model starts from trained weights (null: yes with a checkpoint, a weight-loading kwarg or from_pretrained)
+    trained: bool | None = None
 
 
 class TransformSpec(_Strict):
@@ -47,12 +50,17 @@ class DataSpec(_Strict):
     drop_last: bool = True
 
 
+# The pydantic error type of a problem with one key below the field validated; its context's "key" names that key, so
+# the problem is reported at the key's own line (an `lr:` inside a Hydra block, not the block's first line).
+AT_KEY = "at_key"
+
+
 def _without_lr(fix: str) -> AfterValidator:
-    """Refuses optimizer kwargs with an 'lr' (the sweep sets every lr), saying `fix`."""
+    """Refuses optimizer kwargs with an 'lr' (the sweep sets every lr), saying `fix`, at the `lr` key itself."""
 
     def check(kwargs: dict[str, Any]) -> dict[str, Any]:
         if "lr" in kwargs:
-            raise ValueError(fix)
+            raise PydanticCustomError(AT_KEY, fix, {"key": "lr"})
         return kwargs
 
     return AfterValidator(check)
@@ -133,6 +141,14 @@ class OutputSpec(_Strict):
     dir: str | None = None
 
 
+class DistributedSpec(_Strict):
+    # under torchrun: ddp keeps a whole model on every rank, fsdp shards it (torch.distributed.fsdp.fully_shard)
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    # fsdp only (ddp has no units, so a grid or --set may switch strategy alone): module class names or globs
+    # ("TransformerEncoderLayer", "*Block"), each match sharded as a unit of its own, then the root; null: the root only
+    shard: list[str] | None = None
+
+
 class Spec(_Strict):
     seed: Whole = Field(0, ge=0)
     device: str = "auto"
@@ -146,6 +162,7 @@ class Spec(_Strict):
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
     suggest: SuggestSpec = Field(default_factory=SuggestSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # used under torchrun only
     # Dotted spec keys to lists of values: every combination runs as its own range test.
     grid: dict[str, list[Any]] | None = None
 

@@ -1,37 +1,51 @@
 """Suggestions: which learning rate a range-test curve points to, and how far to trust it.
 
-Pure functions over arrays (numpy only), in four layers:
-  curve       finite prefix, batch noise, zero-lag smoothing, landmarks, the noise gate
+Pure functions over arrays (numpy only), in layers:
+  curve       the numerics: finite prefix, batch noise, zero-lag smoothing, level changes against noise
+  reading     a curve read once (`read_curve` -> `Reading`; several range tests: `read_repeats` -> `Readings`)
   classic     the classic methods (steepest, valley, minimum/10)
-  rules       the schedule-aware rule (`recommend`, `recommend_repeats`), anchored on the onset of divergence
-  confidence  flags and notes;  summary: everything a result reports (`summarize`)
+  rules       the schedule-aware rule: `rule(Reading(s), Context) -> Suggestion`, anchored on the onset of divergence
+  confidence  flags and notes (`Confidence`);  summary: everything a result reports (`summarize` -> `Summary`)
 """
 
 from .classic import METHODS, choose, minimum, steepest, suggest_all, valley
-from .confidence import FLAG_NOTES, LOW_CONFIDENCE, NOISY_MARGIN, SPREAD_WARNING, confidence
-from .curve import MIN_POINTS, RULE_MIN_POINTS, curve_shape, finite_prefix, noise_level, zero_lag
+from .confidence import (
+    FLAG_NOTES,
+    LOW_CONFIDENCE,
+    NO_ANSWER,
+    NOISY_MARGIN,
+    SPREAD_WARNING,
+    Confidence,
+    confidence,
+    curve_flags,
+    withheld,
+)
+from .curve import MIN_POINTS, RULE_MIN_POINTS, finite_prefix, noise_level, zero_lag
+from .reading import KNEE_FRACTION, Curve, Landmarks, Reading, Readings, mean_curve, read_curve, read_repeats
 from .rules import (
     BASE_FACTOR,
     CONSTANT_DECADES,
     CONSTANT_FACTOR,
     FINETUNE_DECADES,
-    KNEE_FRACTION,
     ONECYCLE_DECADES,
-    RISE_FRACTION,
     SCHEDULE_NAMES,
     SCHEDULES,
-    Curve,
+    Context,
+    Suggestion,
+    answer,
+    combine,
     log_median,
-    mean_curve,
     recommend,
     recommend_repeats,
+    rule,
 )
-from .summary import listed, summarize
+from .summary import Summary, listed, lowest, summarize
 
 __all__ = [
-    "BASE_FACTOR", "CONSTANT_DECADES", "CONSTANT_FACTOR", "Curve", "FINETUNE_DECADES", "FLAG_NOTES", "KNEE_FRACTION",
-    "LOW_CONFIDENCE", "METHODS", "MIN_POINTS", "NOISY_MARGIN", "ONECYCLE_DECADES", "RISE_FRACTION", "RULE_MIN_POINTS",
-    "SCHEDULES", "SCHEDULE_NAMES", "SPREAD_WARNING", "choose", "confidence", "curve_shape", "finite_prefix",
-    "log_median", "mean_curve", "minimum", "noise_level", "recommend", "recommend_repeats", "steepest", "suggest_all",
-    "listed", "summarize", "valley", "zero_lag",
+    "BASE_FACTOR", "CONSTANT_DECADES", "CONSTANT_FACTOR", "Confidence", "Context", "Curve", "FINETUNE_DECADES",
+    "FLAG_NOTES", "KNEE_FRACTION", "LOW_CONFIDENCE", "Landmarks", "METHODS", "MIN_POINTS", "NOISY_MARGIN", "NO_ANSWER",
+    "ONECYCLE_DECADES", "RULE_MIN_POINTS", "Reading", "Readings", "SCHEDULES", "SCHEDULE_NAMES", "SPREAD_WARNING",
+    "Suggestion", "Summary", "answer", "choose", "combine", "confidence", "curve_flags", "finite_prefix", "listed",
+    "log_median", "lowest", "mean_curve", "minimum", "noise_level", "read_curve", "read_repeats", "recommend",
+    "recommend_repeats", "rule", "steepest", "suggest_all", "summarize", "valley", "withheld", "zero_lag",
 ]

@@ -1,15 +1,16 @@
-"""The schedule-aware rule: the learning rate to train with, read from the shape of one or several range-test curves."""
+"""The schedule-aware rule: `Reading (+ Context) -> Suggestion`, the learning rate to train with read off a curve."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from .curve import RULE_MIN_POINTS, curve_shape, divergence_onset, fall_of, finite_prefix, head_size, read
+from .reading import Curve, Reading, Readings, read_curve, read_repeats
 
 # The rule anchors on the onset of divergence: the first lr after the loss's lowest point at which
-# the loss is back above its valley by more than batch noise (`curve.divergence_onset`). That is
+# the loss is back above its valley by more than batch noise (`reading.divergence_onset`). That is
 # the edge of stability the sweep measured: the lr at which training stops making progress and
 # starts to blow up. Training wants a rate a fixed distance below that edge, as fastai's
 # minimum/10 has it, but measured where the loss starts rising (zero-lag and noise-gated), which
@@ -33,109 +34,141 @@ CONSTANT_FACTOR = 10 ** (CONSTANT_DECADES - ONECYCLE_DECADES)  # one-cycle max_l
 FINETUNE_DECADES = 1.0
 DECADES = {"onecycle": ONECYCLE_DECADES, "constant": CONSTANT_DECADES, "finetune": FINETUNE_DECADES}
 BASE_FACTOR = 3.0  # lr_range's low end: Smith's base_lr = max_lr / 3 to / 4 (arXiv 1506.01186), unless the steepest fall is lower
-KNEE_FRACTION = 0.75  # landmarks for the plot and result.json: the knee is where this fraction of the drop is done
-RISE_FRACTION = 0.5
 SCHEDULES = ("onecycle", "constant")
 SCHEDULE_NAMES = {"onecycle": "one-cycle max_lr", "constant": "constant lr", "finetune": "fine-tuning lr",  # for people
                   "verify": "verified lr"}
 
-Curve = tuple[Sequence[float], Sequence[float], "Sequence[float] | None"]
 
+class JsonView:
+    """Read access by result.json's key names (`record["flags"]`, `record.get("suggested_lr")`) on a typed record.
 
-def shape_of(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None = None) -> dict | None:
-    """What the rule reads off one curve, or None below RULE_MIN_POINTS finite points or on a flat curve.
-
-    A dict with `fell` (the fall passed the noise gate), `fall` (its `LevelChange`), `onset` (the
-    lr where divergence starts, None when it never does), `i_onset`, `lrs` (the finite prefix), and
-    the landmarks of `curve_shape` (`start`, `steepest`, `knee`, `minimum`, each None when the curve
-    did not fall beyond noise). A curve that neither fell nor rose beyond noise is flat: None; so
-    is one that did not fall and rose within its first quarter (it was never flat, so the whole
-    sweep may lie past the edge of stability).
+    The Python API handed these blocks out as dicts; code written against that keeps working.
     """
-    curve = read(lrs, raw if raw is not None else smoothed)
-    if curve is None or len(curve.y) < RULE_MIN_POINTS:
-        return None
-    x, n = curve.x, len(curve.y)
-    fall, onset = fall_of(curve), divergence_onset(curve)
-    if not fall.significant and (onset is None or onset < max(2 * head_size(n), n // 4)):
-        return None  # flat, or rising from its first points (no flat stretch: the sweep began past the edge)
-    landmarks = curve_shape(lrs, smoothed, raw, knee_fraction=KNEE_FRACTION, rise_fraction=RISE_FRACTION) if fall.significant else None
-    keys = ("start", "steepest", "knee", "minimum")
-    found = {k: (landmarks[k] if landmarks else None) for k in keys}
-    if found["minimum"] is None:
-        found["minimum"] = float(x[curve.m])
-    return {**found, "fell": fall.significant, "fall": fall, "i_onset": onset,
-            "onset": float(x[onset]) if onset is not None else None, "divergence": float(x[onset]) if onset is not None else None,
-            "lrs": x}
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str):
+        return self.to_json()[key]
+
+    def get(self, key: str, default=None):
+        return self.to_json().get(key, default)
 
 
-def anchor_of(shape: dict) -> float:
-    """What the rule measures from: the onset of divergence, or the last lr measured when the curve never diverged."""
-    return shape["onset"] if shape["onset"] is not None else float(shape["lrs"][-1])
+@dataclass(frozen=True)
+class Context:
+    """What the answer is for, beyond the curve: the schedule the training runs and whether the model starts trained.
 
-
-def below_onset(shape: dict, decades: float) -> float:
-    """The lr `decades` below the onset of divergence (the last lr measured when there is none), within the swept lrs."""
-    x = shape["lrs"]
-    anchor = anchor_of(shape)
-    return float(min(max(anchor / 10**decades, float(x[0])), float(x[-1])))
-
-
-def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None = None,
-              schedule: str = "onecycle") -> dict:
-    """The learning rate to train with under `schedule` ("onecycle", "constant" or "finetune"), from the curve's shape.
-
-    Returns {"lr": float | None, "lr_range": [low, high] | None, "schedule": str, "shape": dict | None}.
-    `lr` is the one-cycle max_lr, 10**ONECYCLE_DECADES below the onset of divergence
-    (schedule="onecycle"), the constant lr, 10**CONSTANT_DECADES below it (schedule="constant"), or
-    a trained model's fine-tuning lr, 10**FINETUNE_DECADES below it (schedule="finetune").
-    A curve that fell but never diverged anchors on the last lr measured instead (flag
-    no_divergence: the answer is then a lower bound). `lr_range` is Smith's base_lr .. max_lr for a
-    cyclic schedule: from the steepest fall (or max_lr / BASE_FACTOR, if that is lower) up to the
-    one-cycle max_lr. Both stay within the swept lrs. `shape` holds the landmarks (lrs only; see
-    `shape_of`). Pass the raw losses whenever you have them: the curve is then read on a zero-lag
-    re-smoothing of them, and noise is measured on them. All None when the curve has fewer than
-    RULE_MIN_POINTS finite points or neither fell nor rose beyond batch noise.
+    `warm_start`: True when the model holds trained weights (a flat-then-rising curve is then a trained
+    model's, and the answer is never above the fine-tuning rate); False or None (nobody said) when it
+    starts untrained, and such a curve is an untrained model's whose fall the batch noise hid.
     """
-    if schedule not in DECADES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(DECADES)}")
-    shape = shape_of(lrs, smoothed, raw)
-    if shape is None:
-        return {"lr": None, "lr_range": None, "schedule": schedule, "shape": None}
-    x = shape["lrs"]
-    low = float(x[0])
-    top = below_onset(shape, ONECYCLE_DECADES)
-    lr = below_onset(shape, DECADES[schedule])
-    steepest = shape["steepest"] if shape["steepest"] is not None else top
-    lr_range = [max(min(steepest, top / BASE_FACTOR), low), top]
-    public = {k: shape[k] for k in ("start", "steepest", "knee", "minimum", "divergence", "fell")}
-    return {"lr": float(lr), "lr_range": [float(v) for v in lr_range], "schedule": schedule, "shape": public}
+
+    schedule: str = "onecycle"
+    warm_start: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
 
 
-def mean_curve(curves: Sequence[Curve]) -> Curve | None:
-    """The step-by-step mean of several range tests of one schedule, over the steps all of them reached.
+@dataclass(frozen=True)
+class Suggestion(JsonView):
+    """One answer of the rule: the lr to train with, and the cyclic range around it.
 
-    Returns (lrs, smoothed, raw-or-None), raw None unless every curve has raw losses; None when the
-    curves did not follow the same learning rates (then they cannot be averaged).
+    lr             None when the curve gives no answer
+    lr_range       (base_lr, max_lr) for a cyclic schedule: from the steepest fall (or max_lr / BASE_FACTOR, if
+                   lower) up to the one-cycle max_lr; None without an answer
+    method         the rule behind it: "onecycle", "constant" or "finetune" (its distance below the onset, DECADES)
+    runs           with several range tests, each one's own lr (None where one gave none); empty for one
+    spread_decades the standard deviation of log10 of those lrs (None with fewer than two answers)
     """
-    n = min(min(len(lrs), len(smoothed)) for lrs, smoothed, _ in curves)
-    lrs = np.asarray(curves[0][0][:n], dtype=float)
-    if n == 0 or any(not np.allclose(np.asarray(c[0][:n], dtype=float), lrs, rtol=1e-9) for c in curves):
-        return None
 
-    def mean(rows) -> np.ndarray:
-        return np.mean([[np.nan if v is None else float(v) for v in row[:n]] for row in rows], axis=0)
+    lr: float | None
+    lr_range: tuple[float, float] | None
+    method: str
+    runs: tuple[float | None, ...] = ()
+    spread_decades: float | None = None
 
-    raws = [raw for _, _, raw in curves]
-    raw = mean(raws) if all(r is not None and len(r) >= n for r in raws) else None
-    return lrs, mean([smoothed for _, smoothed, _ in curves]), raw
+    def to_json(self) -> dict:
+        """The entry result.json's `schedules` holds: {"suggested_lr", "lr_range"}."""
+        return {"suggested_lr": self.lr, "lr_range": list(self.lr_range) if self.lr_range is not None else None}
+
+    @classmethod
+    def from_json(cls, method: str, doc: dict | None) -> Suggestion:
+        """The record of a result.json `schedules` entry (`method` is its key)."""
+        doc = doc or {}
+        lr_range = doc.get("lr_range")
+        return cls(doc.get("suggested_lr"), tuple(lr_range) if lr_range else None, method)
 
 
-def _last_lr(curve: Curve) -> float:
-    """The highest lr a curve measured a finite loss at (0 when it has none)."""
-    lrs, smoothed, raw = curve
-    x, _ = finite_prefix(lrs, raw if raw is not None else smoothed)
-    return float(x[-1]) if len(x) else 0.0
+def answer(reading: Reading | None, method: str = "onecycle") -> Suggestion:
+    """The rule on one reading: `DECADES[method]` below the onset of divergence (see `Suggestion`).
+
+    No answer when the curve is not readable (`Reading.readable`), when the loss never started to diverge
+    (flag no_divergence: the edge of stability is unknown, and no answer is read off the last lr), or when
+    the answer lies below the first lr (flag began_past_edge: the sweep began past it).
+    """
+    if method not in DECADES:
+        raise ValueError(f"unknown schedule {method!r}; choose from {', '.join(DECADES)}")
+    lr = reading.below_onset(DECADES[method]) if reading is not None and reading.readable else None
+    if lr is None:
+        return Suggestion(None, None, method)
+    top = reading.onset_lr / 10**ONECYCLE_DECADES  # the one-cycle max_lr; never below lr, since no distance is shorter
+    steepest = reading.steepest_lr if reading.steepest_lr is not None else top
+    low = max(min(steepest, top / BASE_FACTOR), reading.first_lr)
+    return Suggestion(lr, (float(low), float(top)), method)
+
+
+def trained_shape(readings: Readings, context: Context) -> bool:
+    """A model the caller says is trained (`context.warm_start` True) whose loss did not fall beyond noise in any
+    run, and rose in one: the curve a trained model gives, read for fine-tuning."""
+    return context.warm_start is True and not any(r.fell for r in readings.runs) and any(r.readable for r in readings.runs)
+
+
+def distance(readings: Readings, context: Context) -> float:
+    """How many decades below the onset the answer for `context` lies (`rule`)."""
+    own = DECADES[context.schedule]
+    return max(own, FINETUNE_DECADES) if trained_shape(readings, context) else own
+
+
+def rule(curves: Reading | Readings, context: Context) -> Suggestion:
+    """The learning rate for `context.schedule` from one curve's Reading or several range tests' Readings.
+
+    The schedule's rule (`combine`). For a trained model's flat-then-rising curve (`trained_shape`) it is never
+    above the fine-tuning rate, FINETUNE_DECADES below the onset (the highest rate that keeps trained weights):
+    under one-cycle that rate is the answer (method "finetune"); a constant rate's own rule lies lower and stays.
+    """
+    readings = curves if isinstance(curves, Readings) else Readings((curves,))
+    own = combine(readings, context.schedule)
+    if not trained_shape(readings, context):
+        return own
+    finetune = combine(readings, "finetune")
+    if finetune.lr is None:
+        return finetune  # the fine-tuning rate lies below the swept range: no answer (began_past_edge)
+    if own.lr is None or own.lr <= finetune.lr:
+        return own
+    return finetune
+
+
+def combine(readings: Readings, method: str) -> Suggestion:
+    """`answer` over several range tests of the same setup: read on their mean curve (`Readings.mean`).
+
+    When the mean gives no answer (the runs could not be averaged), the log-space median of the runs'
+    own answers (and of their ranges) instead. `runs` and `spread_decades` say how far single range
+    tests disagree.
+    """
+    singles = [answer(r, method) for r in readings.runs]
+    found = [s for s in singles if s.lr is not None]
+    runs = tuple(s.lr for s in singles)
+    spread = float(np.std(np.log10([s.lr for s in found]), ddof=1)) if len(found) >= 2 else None
+    if not found:
+        return Suggestion(None, None, method, runs, None)
+    together = answer(readings.rule_reading, method)
+    if together.lr is None:  # no mean curve to read: the median of the runs' own answers
+        together = Suggestion(log_median([s.lr for s in found]),
+                              (log_median([s.lr_range[0] for s in found]), log_median([s.lr_range[1] for s in found])), method)
+    return Suggestion(together.lr, together.lr_range, method, runs, spread)
 
 
 def log_median(values: Sequence[float]) -> float:
@@ -143,32 +176,25 @@ def log_median(values: Sequence[float]) -> float:
     return float(10 ** np.median(np.log10(values)))
 
 
-def recommend_repeats(curves: Sequence[Curve], schedule: str = "onecycle") -> dict:
-    """`recommend` over several range tests of the same setup (e.g. different data order), combined.
+def recommend(lrs: Sequence[float], smoothed: Sequence[float], raw: Sequence[float] | None = None,
+              schedule: str = "onecycle") -> Suggestion:
+    """The rule's answer under `schedule` ("onecycle", "constant" or "finetune") for one curve (`answer` of `read_curve`).
 
-    Each curve is (lrs, smoothed, raw-or-None). The answer is read on their step-by-step mean
-    (`mean_curve`): averaging N curves divides the batch noise by about sqrt(N) before the landmarks
-    are read, which halves the spread of the answer in the quality benchmark against taking the
-    median of the per-run answers (the fallback when the mean curve gives none). Runs whose curve
-    ends before the runs' median minimum are left out of the mean. `runs` lists every
-    run's own lr (None where a run gave none) and `spread_decades` their standard deviation in
-    log10 (None with fewer than two answers): how far single range tests disagree.
+    `lr` is the one-cycle max_lr, 10**ONECYCLE_DECADES below the onset of divergence
+    (schedule="onecycle"), the constant lr, 10**CONSTANT_DECADES below it (schedule="constant"), or
+    a trained model's fine-tuning lr, 10**FINETUNE_DECADES below it (schedule="finetune"); both lr and
+    lr_range stay within the swept lrs. Pass the raw losses whenever you have them: the curve is then
+    read on a zero-lag re-smoothing of them, and noise is measured on them. No answer when the curve
+    has fewer than RULE_MIN_POINTS finite points or neither fell nor rose beyond batch noise.
     """
-    answers = [recommend(lrs, smoothed, raw, schedule) for lrs, smoothed, raw in curves]
-    found = [a for a in answers if a["lr"] is not None]
-    runs = [a["lr"] for a in answers]
-    spread = float(np.std(np.log10([a["lr"] for a in found]), ddof=1)) if len(found) >= 2 else None
-    if not found:
-        return {"lr": None, "lr_range": None, "schedule": schedule, "runs": runs, "spread_decades": None}
-    # A run that stopped before the typical minimum (an early NaN, an interrupt) would cut the mean
-    # short of the others' knee: average only the runs that got that far.
-    typical_minimum = float(np.median([a["shape"]["minimum"] for a in found]))
-    complete = [c for c in curves if _last_lr(c) >= typical_minimum]
-    averaged = mean_curve(complete) if len(complete) > 1 else None
-    combined = recommend(*averaged, schedule) if averaged is not None else answers[0] if len(curves) == 1 else None
-    if combined is None or combined["lr"] is None:
-        # no mean curve to read: the median of the runs' own answers instead
-        combined = {"lr": log_median([a["lr"] for a in found]),
-                    "lr_range": [log_median([a["lr_range"][0] for a in found]), log_median([a["lr_range"][1] for a in found])]}
-    return {"lr": float(combined["lr"]), "lr_range": [float(v) for v in combined["lr_range"]], "schedule": schedule,
-            "runs": runs, "spread_decades": spread}
+    if schedule not in DECADES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(DECADES)}")
+    return answer(read_curve(lrs, smoothed, raw), schedule)
+
+
+def recommend_repeats(curves: Sequence[Curve], schedule: str = "onecycle") -> Suggestion:
+    """`recommend` over several range tests of the same setup (e.g. different data order), combined (`combine`).
+
+    Each curve is (lrs, smoothed, raw-or-None).
+    """
+    return combine(read_repeats(curves), schedule)

@@ -1,67 +1,101 @@
-"""Everything a result reports about suggestions, for one or several range tests of one setup."""
+"""Everything a result reports about suggestions, for one or several range tests of one setup, as one `Summary`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from .classic import METHODS, choose, suggest_all
-from .confidence import confidence
-from .rules import SCHEDULES, Curve, log_median, recommend_repeats, shape_of
+import numpy as np
+
+from .classic import METHODS, choose
+from .confidence import Confidence, confidence
+from .reading import Curve, Reading, Readings, read_repeats
+from .rules import SCHEDULES, Context, Suggestion, combine, rule, trained_shape
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a result reports about suggestions (RangeTestResult's fields of the same names; see `summarize`).
+
+    `zero_lag`: per step of the curve it was read on, the zero-lag curve the rule read (the one curve `best`,
+    the `minimum` method and the plot use); `readings`: every curve as read.
+    """
+
+    suggestions: dict[str, float | None]
+    method: str
+    suggested_lr: float | None
+    schedule: str
+    lr_range: list[float] | None
+    schedules: dict[str, Suggestion]
+    confidence: Confidence
+    zero_lag: list[float] = field(default_factory=list)
+    readings: Readings | None = field(default=None, repr=False, compare=False)
+
+    def fields(self) -> dict:
+        """The RangeTestResult fields, by name: a result is built with `**summary.fields()`."""
+        return {"suggestions": dict(self.suggestions), "method": self.method, "suggested_lr": self.suggested_lr,
+                "schedule": self.schedule, "lr_range": self.lr_range, "schedules": dict(self.schedules),
+                "confidence": self.confidence, "zero_lag": list(self.zero_lag)}
 
 
 def summarize(curves: Sequence[Curve], method: str = "auto", schedule: str = "onecycle",
-              statuses: Sequence[str] | None = None, warm_start: bool | None = None) -> dict:
+              statuses: Sequence[str | None] | None = None, warm_start: bool | None = None,
+              end_lr: float | None = None) -> Summary:
     """Everything a result reports about suggestions, for one or several range tests of one setup.
 
-    The keys are RangeTestResult's field names, so a result is built with `**summarize(...)`.
-
-    Each curve is (lrs, smoothed, raw-or-None); `statuses` are the sweeps' statuses when known (they
-    decide the `blew_up` flag). `warm_start` says whether the model started from trained weights: a
-    curve that did not fall beyond noise but rose is a trained model's (method finetune, flag
-    pretrained) unless `warm_start` is False, when it is an untrained model's whose fall the noise
-    hid (the schedule's rule, flag noisy); None (unknown) reads it as a trained model's. Returns:
-      suggestions   every method's lr: "onecycle" and "constant" (the `recommend` rule under each
-                    schedule, combined over the curves by `recommend_repeats`), "finetune" (the
-                    rule's fine-tuning lr, FINETUNE_DECADES below the onset, when no curve fell beyond
-                    noise but one rose, unless warm_start is False: a trained model) and
-                    the classic steepest / valley / minimum (log-space median of the per-curve answers)
-      method        the method behind suggested_lr: the schedule's name when `method` is "auto", or
-                    "finetune" when no curve fell beyond batch noise before rising (flag pretrained)
+    Each curve is (lrs, smoothed, raw-or-None), read once (`read_repeats`); `statuses` are the sweeps'
+    statuses when known (they decide the `blew_up` flag), and `end_lr` their planned end (flag `extended`
+    for a curve that goes past it). `warm_start` says whether the model started from trained weights
+    (`Context`): only then is a curve that did not fall beyond noise but rose read as a trained model's
+    (flag pretrained). The Summary:
+      suggestions   every method's lr: "onecycle" and "constant" (the rule under each schedule, combined
+                    over the curves by `combine`), "finetune" (the fine-tuning rate of a trained model's
+                    flat-then-rising curve, `rules.trained_shape`; None for any other) and the classic
+                    steepest / valley / minimum, read on the zero-lag curve the rule reads (None where no
+                    curve fell beyond noise, where it never diverged, or outside the swept lrs)
+      method        the method behind suggested_lr: the rule's ("onecycle", "constant" or "finetune") when
+                    `method` is "auto", else `method`
       schedule      the schedule suggested_lr is for (`method` when that names a schedule)
-      suggested_lr  that method's lr (None when it has none)
-      lr_range      [low, high] for cyclic schedules, from the rule under `schedule`
-      schedules     for each schedule, {"suggested_lr", "lr_range"}: what the rule says under both
-      confidence    {"spread_decades", "flags", "notes", "repeats"} (see `confidence`)
+      suggested_lr  that method's lr (None when it has none, and whenever the rule has none)
+      lr_range      [low, high] for cyclic schedules, from the rule under `schedule` (None for "finetune")
+      schedules     for each schedule, its `Suggestion`
+      confidence    the `Confidence` record (see `confidence.confidence`)
+      zero_lag      the curve the rule read (see `Summary`)
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
     if method in SCHEDULES:
         schedule = method  # asking for a schedule's rule by name means that schedule
-    per_curve = [suggest_all(lrs, smoothed, raw) for lrs, smoothed, raw in curves]
-    rules = {s: recommend_repeats(curves, s) for s in SCHEDULES}
-    shapes = [shape_of(lrs, smoothed, raw) for lrs, smoothed, raw in curves]
-    fell = any(shape is not None and shape["fell"] for shape in shapes)
-    suggestions: dict[str, float | None] = {s: rules[s]["lr"] for s in SCHEDULES}
-    # no curve fell beyond noise but one rose: a trained model's curve, read from where it rises; a
-    # model known to start untrained has learnt something all the same, below the noise
-    suggestions["finetune"] = recommend_repeats(curves, "finetune")["lr"] if not fell and warm_start is not False else None
-    for name in METHODS:
-        found = [s[name] for s in per_curve if s[name] is not None]
-        # where no curve fell beyond the noise gate, what a classic method finds is noise too
-        suggestions[name] = log_median(found) if found and fell else None
+    readings = read_repeats(curves, statuses)
+    curve = readings.rule_reading or readings.runs[0]
+    context = Context(schedule, warm_start)
+    schedules = {s: combine(readings, s) for s in SCHEDULES}
+    chosen = rule(readings, context)
+    suggestions: dict[str, float | None] = {s: schedules[s].lr for s in SCHEDULES}
+    suggestions["finetune"] = combine(readings, "finetune").lr if trained_shape(readings, context) else None
+    suggestions.update(classic_methods(curve) if any(r.fell for r in readings.runs) and curve.onset is not None
+                       else dict.fromkeys(METHODS))  # no fall beyond noise, or no divergence: what they find is noise or end_lr
     if method == "auto":
-        chosen, lr = schedule, rules[schedule]["lr"]
-        if suggestions["finetune"] is not None:
-            chosen, lr = "finetune", suggestions["finetune"]
+        name, lr = chosen.method, chosen.lr
     else:
-        chosen, lr = choose(method, suggestions)
-        if rules[schedule]["lr"] is None:
-            lr = None  # no curve fell clearly (flat_curve, too_few_points): a classic method's pick is noise
-    quality = confidence(curves, schedule, rules[schedule], statuses, warm_start)
-    schedules = {s: {"suggested_lr": rules[s]["lr"], "lr_range": rules[s]["lr_range"]} for s in SCHEDULES}
-    return {"suggestions": suggestions, "method": chosen, "suggested_lr": lr, "schedule": schedule,
-            "lr_range": rules[schedule]["lr_range"] if chosen != "finetune" else None, "schedules": schedules,
-            "confidence": quality}
+        name, lr = choose(method, suggestions)
+        if schedules[schedule].lr is None:
+            lr = None  # the rule has no answer (no_divergence, flat_curve, ...): a classic method's pick is no better
+    own = schedules[schedule].lr_range
+    lr_range = list(own) if own is not None and name != "finetune" else None
+    quality = confidence(readings, context, schedules[schedule].spread_decades, statuses, end_lr)
+    return Summary(suggestions, name, lr, schedule, lr_range, schedules, quality, curve.z.tolist(), readings)
+
+
+def classic_methods(curve: Reading) -> dict[str, float | None]:
+    """The classic methods (steepest, valley, minimum/10) on the zero-lag curve the rule reads, gated by its noise.
+
+    A value outside the swept lrs (minimum/10 of a minimum in the first decade) is a number the sweep never
+    measured: None.
+    """
+    found = {name: fn(curve.x, curve.z, curve.sigma) for name, fn in METHODS.items()}
+    inside = lambda lr: lr is not None and curve.first_lr <= lr <= curve.last_lr  # noqa: E731
+    return {name: lr if inside(lr) else None for name, lr in found.items()}
 
 
 def listed(suggestions: dict[str, float | None]) -> dict[str, float | None]:
@@ -71,3 +105,12 @@ def listed(suggestions: dict[str, float | None]) -> dict[str, float | None]:
     every other run would read as a method that failed.
     """
     return {name: lr for name, lr in suggestions.items() if lr is not None or name != "finetune"}
+
+
+def lowest(lrs: Sequence[float], values: Sequence[float | None]) -> tuple[float, float] | None:
+    """(lr, value) at the lowest finite value of a curve (ties: the lower lr), or None when it has none."""
+    points = [(float(v), float(lr)) for lr, v in zip(lrs, values) if v is not None and np.isfinite(v)]
+    if not points:
+        return None
+    value, lr = min(points, key=lambda p: (p[0], p[1]))
+    return lr, value
