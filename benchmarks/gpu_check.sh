@@ -38,7 +38,7 @@ else
     device=cuda
     require=1
     main=()
-    bench=(--device cuda --reps 4 --mlp-reps 11 --mlp-steps 300 --resnet-steps 100 --transformer-steps 100)
+    bench=(--device cuda --reps 4 --mlp-reps 11 --mlp-steps 300 --resnet-steps 100 --transformer-steps 100 --breakdown-reps 1)
     limit=(45 30 150 40)  # seconds: tests, each main-job run, benchmark (about 100 expected), FSDP run: 295 in all
 fi
 report="$out/report.md"
@@ -76,7 +76,7 @@ import sys
 from pathlib import Path
 
 out = Path(sys.argv[1])
-timing = ["startup_s", "first_step_s", "steady_step_s", "restore_s"]
+timing = ["startup_s", "snapshot_s", "first_step_s", "steady_step_s", "restore_s", "suggest_s"]
 memory = ["peak_host_bytes", "peak_device_bytes", "snapshot_bytes"]
 print("\nThe main job (`lrfind run configs/resnet.yaml`): seconds, and bytes in MiB\n")
 print("| precision | steps | duration_s | " + " | ".join(timing + memory) + " |")

@@ -108,8 +108,11 @@ def autocast(device: torch.device, precision: str):
     return nullcontext() if precision == "fp32" else torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def run_bare(task: Task, device: torch.device, channels_last: bool) -> float:
-    """What a careful user writes by hand: same schedule, losses kept on the device, one sync at the end."""
+def run_bare(task: Task, device: torch.device, channels_last: bool, first_step: list | None = None) -> float:
+    """What a careful user writes by hand: same schedule, losses kept on the device, one sync at the end.
+
+    With `first_step` (a list), also waits for the device after step 0 and appends that step's seconds.
+    """
     model, opt = fresh(task, device, channels_last)
     loss_fn = torch.nn.CrossEntropyLoss()
     lrs = lr_schedule(START_LR, END_LR, task.steps)
@@ -133,21 +136,26 @@ def run_bare(task: Task, device: torch.device, channels_last: bool) -> float:
         loss.backward()
         opt.step()
         losses[i] = loss.detach()
+        if i == 0 and first_step is not None:
+            sync(device)
+            first_step.append(time.perf_counter() - t0)
     losses.tolist()
     sync(device)
     return time.perf_counter() - t0
 
 
-def run_lrfind(task: Task, device: torch.device, channels_last: bool) -> float:
+def run_lrfind(task: Task, device: torch.device, channels_last: bool, timings: list | None = None) -> float:
     model, opt = fresh(task, device, channels_last)
     sync(device)
     t0 = time.perf_counter()
     loss_fn = None if task.own_loss else torch.nn.CrossEntropyLoss()
     result = range_test(model, opt, loader_cache[task.name], loss_fn, start_lr=START_LR, end_lr=END_LR,
-                        num_iter=task.steps, precision=task.precision)
+                        num_iter=task.steps, precision=task.precision, extend_decades=0)  # the bare loop's steps exactly
     sync(device)
     elapsed = time.perf_counter() - t0
     assert result.num_steps == task.steps, result.stop_reason
+    if timings is not None:
+        timings.append(result.timing)
     return elapsed
 
 
@@ -250,9 +258,37 @@ def memory_rows(task: Task, peaks: dict[str, tuple]) -> list[str]:
     return rows
 
 
-def process_overhead(reps: int) -> tuple[float, float]:
-    """Median wall time of `lrfind run configs/tiny.yaml --json` minus its sweep time, and that sweep time."""
-    extra, sweep = [], []
+def breakdown(task: Task, device: torch.device, reps: int, channels_last: bool) -> list[str]:
+    """Rows of the cost table: where each contender's time goes, medians of `reps` interleaved runs.
+
+    The bare loop waits for the device once more, after step 0, to time it; its steady step is the mean
+    of the later steps. lrfind's figures are its result's `timing` block (steady_step_s: the median time
+    per step between two reads of the losses).
+    """
+    loader_cache.setdefault(task.name, loader(task, device))
+    firsts: list[float] = []
+    timings: list = []
+    bare, sweep = [], []
+    for rep in range(reps):
+        runs = [lambda: bare.append(run_bare(task, device, channels_last, firsts)),
+                lambda: sweep.append(run_lrfind(task, device, channels_last, timings))]
+        for run in runs[rep % 2:] + runs[:rep % 2]:
+            run()
+    med = statistics.median
+    first = med(firsts)
+    steady = med((total - f) / (task.steps - 1) for total, f in zip(bare, firsts))
+    rows = [f"| {task.name} | bare loop | {med(bare):.3f} | - | {first:.4f} | {steady * 1e3:.2f} | - | 1.000 |"]
+    lr_first = med(t.first_step_s for t in timings)
+    lr_steady = med(t.steady_step_s for t in timings)
+    fixed = " / ".join(f"{med(getattr(t, name) for t in timings):.4f}" for name in ("snapshot_s", "restore_s", "suggest_s"))
+    rows.append(f"| {task.name} | lrfind range_test | {med(sweep):.3f} | {fixed} | {lr_first:.4f} | {lr_steady * 1e3:.2f} | "
+                f"{med(t.startup_s or 0 for t in timings):.1f} | {lr_steady / steady:.3f} |")
+    return rows
+
+
+def process_overhead(reps: int) -> tuple[float, float, float]:
+    """Medians of `lrfind run configs/tiny.yaml --json`: wall time minus its sweep, the sweep, and its timing.startup_s."""
+    extra, sweep, startup = [], [], []
     for _ in range(reps):
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "lrfind_cli", "run", "configs/tiny.yaml", "--json", "--out",
@@ -261,7 +297,8 @@ def process_overhead(reps: int) -> tuple[float, float]:
         doc = json.loads(out.stdout)
         extra.append(wall - doc["duration_s"])
         sweep.append(doc["duration_s"])
-    return statistics.median(extra), statistics.median(sweep)
+        startup.append(doc["timing"]["startup_s"] or 0.0)
+    return statistics.median(extra), statistics.median(sweep), statistics.median(startup)
 
 
 def startup(reps: int) -> list[tuple[str, float]]:
@@ -310,11 +347,15 @@ def main() -> None:
     parser.add_argument("--mlp-steps", type=int, default=300)
     parser.add_argument("--resnet-steps", type=int, default=30)
     parser.add_argument("--transformer-steps", type=int, default=100, help="steps of the ~100M-parameter transformer (CUDA; 0: skip)")
+    parser.add_argument("--breakdown-reps", type=int, default=5, help="repetitions of the cost breakdown (0: skip it)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's); 1 steadies a busy machine")
     parser.add_argument("--dry-run", action="store_true", help="every task at toy sizes on the CPU, one repetition: checks the script")
     parser.add_argument("--write", help="append the tables to this markdown file")
     args = parser.parse_args()
     if args.dry_run:
-        args.device, args.reps, args.mlp_reps = "cpu", 1, 1
+        args.device, args.reps, args.mlp_reps, args.breakdown_reps = "cpu", 1, 1, 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     if cuda:
@@ -326,7 +367,8 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]
     memory = ["", "Peak memory of each contender (the largest over its repetitions) and its difference from the bare loop's:", "",
               "| task | contender | peak device MiB | vs bare loop | peak host MiB | vs bare loop |", "|---|---|---|---|---|---|"]
-    for task in tasks_for(args, device):
+    tasks = tasks_for(args, device)
+    for task in tasks:
         reps = args.mlp_reps if task.name.startswith("MLP") else args.reps
         times, peaks = measure(task, device, reps, channels_last=cuda and "resnet" in task.name)
         base, base_min = statistics.median(times["bare loop"]), min(times["bare loop"])
@@ -336,10 +378,19 @@ def main() -> None:
         memory += memory_rows(task, peaks)
         print("\n".join(lines[-len(times):]), flush=True)
     lines += memory
+    if args.breakdown_reps:
+        lines += ["", f"Where the time goes (medians of {args.breakdown_reps} interleaved runs; lrfind's from its result's "
+                  "`timing` block, startup_s being this benchmark process's age at the snapshot):", "",
+                  "| task | contender | total s | snapshot / restore / suggest s | first step s | steady step ms | startup s | "
+                  "steady / bare loop's |", "|---|---|---|---|---|---|---|---|"]
+        for task in tasks:
+            lines += breakdown(task, device, args.breakdown_reps, channels_last=cuda and "resnet" in task.name)
+            print("\n".join(lines[-2:]), flush=True)
     if not cuda and not args.dry_run:
-        extra, sweep = process_overhead(3)
+        extra, sweep, startup_s = process_overhead(3)
         lines += ["", f"Whole process, `lrfind run configs/tiny.yaml --json`: {extra:.2f} s outside the sweep "
-                  f"(imports, building, plotting, writing) around a {sweep:.2f} s sweep.", "",
+                  f"(imports, building, plotting, writing) around a {sweep:.2f} s sweep; timing.startup_s (process "
+                  f"start to the snapshot) {startup_s:.2f} s.", "",
                   "| command | wall s (median of 5) |", "|---|---|"]
         lines += [f"| `{name}` | {wall:.2f} |" for name, wall in startup(5)]
     text = "\n".join(lines) + "\n"

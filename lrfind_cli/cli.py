@@ -266,7 +266,8 @@ def _sweep_with_progress(loaded, output: Output):
     if not output.live:
         return run_spec(loaded)
     with LiveReporter(output.console, title_of(loaded), loaded.spec.sweep.num_iter) as reporter:
-        return run_spec(loaded, on_step=reporter.on_step, on_variant=reporter.on_variant, on_repeat=reporter.on_repeat)
+        return run_spec(loaded, on_step=reporter.on_step, on_variant=reporter.on_variant, on_repeat=reporter.on_repeat,
+                        on_snapshot=output.snapshot)
 
 
 def _exit_together(code: int) -> None:

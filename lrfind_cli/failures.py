@@ -80,6 +80,10 @@ def training_error(exc: BaseException, step: int | None, spec: Spec, device) -> 
         return RunError(f"out of GPU memory {_step_text(step, num_iter)} with data.batch_size {batch} on {device}; lower "
                         f"data.batch_size (e.g. --set data.batch_size={max(batch // 2, 1)}) and raise "
                         "sweep.accumulation_steps to keep the effective batch, or use precision: bf16")
+    from .snapshot import SnapshotTooLarge
+
+    if isinstance(exc, SnapshotTooLarge):
+        return RunError(str(exc), key="sweep.snapshot")
     if step is None:
         return exc  # not from training (an argument check or a bug of ours): reported as unexpected
     at = _step_text(step, num_iter)

@@ -26,6 +26,7 @@ class Output:
     mode: str = HUMAN
     main: bool = True
     _console: Any = field(default=None, repr=False)
+    _snapshot_said: tuple[int, str] | None = field(default=None, repr=False)
 
     @classmethod
     def resolve(cls, json_out: bool = False, quiet: bool = False, main: bool = True, verbose: bool = False) -> Output:
@@ -63,6 +64,16 @@ class Output:
         """A library's warning on one line, not its source excerpt (installed as warnings.showwarning)."""
         self.warning(f"{category.__name__}: {short_message(message)} ({filename}:{lineno})")
 
+    def snapshot(self, nbytes: int, mode: str) -> None:
+        """The size of the snapshot about to be taken, once per run (again only if a grid variant's differs)."""
+        if (nbytes, mode) == self._snapshot_said:
+            return
+        self._snapshot_said = (nbytes, mode)
+        from rich.filesize import decimal
+
+        where = "a temporary file" if mode == "disk" else "CPU memory"
+        self.say(f"snapshot: {decimal(nbytes)} of model and optimizer state into {where} (sweep.snapshot: {mode})")
+
     def error(self, ending: Ending) -> None:
         for line in ending.lines:
             self.say(line)
@@ -90,9 +101,10 @@ class Output:
                 self.data(f"{result.suggested_lr!r}\n")
         else:
             self.data(human_summary(outcome))
-        if result.suggested_lr is not None:
-            quality = result.confidence
-            for flag, note in zip(quality.flags, quality.notes):
+        quality = result.confidence
+        for flag, note in zip(quality.flags, quality.notes):
+            # without an answer its one reason is said instead (diagnosis); steps the GradScaler skipped are said either way
+            if result.suggested_lr is not None or flag == "skipped_steps":
                 self.warning(f"{'low confidence' if flag in quality.low else 'note'} ({flag}): {note}")
 
     def partial(self, outcome) -> None:

@@ -31,8 +31,8 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
     # an interrupted repeat's curve stops wherever the interrupt came: judged as a whole curve it
     # would look flat or undiverged, so it counts only when no repeat finished
     finished = [r for r in results if r.status != "interrupted"] or results
-    summary = summarize([(r.lrs, r.smoothed, r.losses) for r in finished], method, schedule, [r.status for r in finished],
-                        warm_start, results[0].end_lr, plan, momentum_free)
+    summary = summarize([r.measured_curve for r in finished], method, schedule, [r.status for r in finished], warm_start,
+                        results[0].end_lr, plan, momentum_free)
     first = results[0]
     status = next(s for s in _STATUS_ORDER if any(r.status == s for r in results))
     stops = "; ".join(f"repeat {i + 1}: {r.stop_reason}" for i, r in enumerate(results))
@@ -43,6 +43,10 @@ def combine(runs: Sequence[tuple[int, RangeTestResult]], method: str, schedule: 
         **summary.fields(),  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence, zero_lag
         duration_s=sum(r.duration_s for r in results),
         repeats=[Repeat(seed, r) for seed, r in runs],
+        memory=results[-1].memory,  # the peaks so far: the last repeat's
         extra=dict(first.extra),
     )
-    return combined.withdrawn() if status == "interrupted" else combined  # a partial set of repeats gives no answer
+    if status == "interrupted":
+        return combined.withdrawn()  # a partial set of repeats gives no answer
+    combined.note_skipped()
+    return combined

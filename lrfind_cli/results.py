@@ -11,7 +11,7 @@ import math
 import os
 import platform
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,6 +29,43 @@ class Repeat(NamedTuple):
 
     seed: int
     result: RangeTestResult
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where a sweep's time went, in seconds (result.json's `timing`).
+
+    startup_s      from the start of the process to the snapshot (imports, building, data; None where the
+                   platform does not say when the process started)
+    snapshot_s     taking the snapshot
+    first_step_s   step 0, which pays for first calls (CUDA kernels, cuDNN autotuning, loader workers)
+    steady_step_s  the median time per step after step 0, measured between reads of the losses (on a GPU,
+                   16 steps at a time, so no step waits for the host)
+    restore_s      putting everything back
+    suggest_s      reading the suggestions off the curve
+    """
+
+    startup_s: float | None
+    snapshot_s: float
+    first_step_s: float | None
+    steady_step_s: float | None
+    restore_s: float
+    suggest_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """What a sweep held, in bytes (result.json's `memory`).
+
+    peak_host_bytes    the process's peak resident set size up to the end of the sweep (None without getrusage)
+    peak_device_bytes  the most CUDA memory tensors held in the process up to the end of the sweep (None off CUDA)
+    snapshot_bytes     the size of the snapshot (parameters, gradients, buffers, optimizer state), in host
+                       memory or on disk (sweep.snapshot)
+    """
+
+    peak_host_bytes: int | None
+    peak_device_bytes: int | None
+    snapshot_bytes: int
 
 
 @dataclass
@@ -58,6 +95,10 @@ class RangeTestResult:
     # sweep.repeats > 1: every range test behind this result, as (loader seed, result); the curve
     # above is the first one's, the suggestions come from all of them
     repeats: list[Repeat] = field(default_factory=list)
+    # with a GradScaler: whether it skipped each step's update (inf/NaN gradients; the lr was never applied)
+    skipped: list[bool] | None = None
+    timing: Timing | None = None  # None for a result read back from a file that has none
+    memory: MemoryUse | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # the zero-lag curve the rule read, step by step from step 0 (with repeats: of their mean); None: read the losses
     zero_lag: list[float] | None = None
@@ -66,10 +107,15 @@ class RangeTestResult:
 
     @property
     def curve(self) -> list[float | None]:
-        """The zero-lag curve the rule reads, one value per step of `lrs` (None where it has none): the one curve
-        `best`, the `minimum` method, the summary line, the live table and the plot's main line all come from."""
-        values = self.zero_lag if self.zero_lag is not None else zero_lag_of(self.lrs, self.losses)[1].tolist()
-        return [values[i] if i < len(values) else None for i in range(len(self.lrs))]
+        """The zero-lag curve the rule reads, one value per step of `lrs` (None where it has none, and at a step the
+        GradScaler skipped): the one curve `best`, the `minimum` method, the summary line, the live table and the
+        plot's main line all come from."""
+        lrs, _, losses = self.measured_curve
+        values = self.zero_lag if self.zero_lag is not None else zero_lag_of(lrs, losses)[1].tolist()
+        out: list[float | None] = [None] * len(self.lrs)
+        for step, value in zip(_measured_steps(self.skipped, len(self.lrs)), values):
+            out[step] = value
+        return out
 
     def withdrawn(self, stop_reason: str | None = None) -> RangeTestResult:
         """This result as an interrupted run's: status interrupted, the history kept, no suggestion (every method's
@@ -90,7 +136,7 @@ class RangeTestResult:
 
     @property
     def history(self) -> dict[str, list]:
-        """lr, loss and smoothed per step, and group_lrs: every param group's lr at each step."""
+        """lr, loss and smoothed per step, group_lrs (every param group's lr at each step), val_loss and skipped if measured."""
         history = {
             "lr": list(self.lrs),
             "loss": list(self.losses),
@@ -99,8 +145,22 @@ class RangeTestResult:
         }
         if self.val_losses is not None:
             history["val_loss"] = list(self.val_losses)
+        if self.skipped is not None:
+            history["skipped"] = list(self.skipped)
         history["zero_lag"] = self.curve
         return history
+
+    @property
+    def measured_curve(self) -> tuple[list[float], list[float], list[float]]:
+        """(lrs, smoothed, losses) of the steps that are measurements (not skipped by the GradScaler): what the rule reads."""
+        return measured(self.lrs, self.smoothed, self.losses, self.skipped)
+
+    def note_skipped(self) -> None:
+        """Flag `skipped_steps` in `confidence`, with the count in its note, when the GradScaler skipped steps (any repeat's)."""
+        runs = [r for _, r in self.repeats] or [self]
+        count = sum(sum(r.skipped or []) for r in runs)
+        if count and "skipped_steps" not in self.confidence.flags:
+            self.confidence = dataclasses.replace(self.confidence, flags=(*self.confidence.flags, "skipped_steps"), skipped_steps=count)
 
     @property
     def suggested_group_lrs(self) -> list[float] | None:
@@ -133,10 +193,13 @@ class RangeTestResult:
             method=doc.get("method", ""), suggested_lr=doc.get("suggested_lr"), device=doc.get("device", ""),
             duration_s=doc.get("duration_s") or 0.0, start_lr=sweep.get("start_lr", lrs[0] if lrs else math.nan),
             end_lr=sweep.get("end_lr", lrs[-1] if lrs else math.nan), num_iter=sweep.get("num_iter", len(lrs)),
-            mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"), schedule=doc.get("schedule", "onecycle"),
+            mode=sweep.get("mode", "exp"), val_losses=history.get("val_loss"), skipped=history.get("skipped"),
+            schedule=doc.get("schedule", "onecycle"),
             lr_range=doc.get("lr_range"), confidence=Confidence.from_json(doc.get("confidence")),
             schedules={name: Suggestion.from_json(name, entry) for name, entry in (doc.get("schedules") or {}).items()},
-            group_scales=scales, zero_lag=_prefix(history.get("zero_lag")), train=doc.get("train") or {},
+            group_scales=scales, zero_lag=_prefix(history.get("zero_lag"), history.get("skipped")), train=doc.get("train") or {},
+            timing=Timing(**doc["timing"]) if doc.get("timing") else None,
+            memory=MemoryUse(**doc["memory"]) if doc.get("memory") else None,
             repeats=[Repeat(entry.get("seed", i), cls.from_dict({**entry, "sweep": sweep}))
                      for i, entry in enumerate(doc.get("repeats") or [])],
         )
@@ -164,6 +227,8 @@ class RangeTestResult:
             "stop_reason": self.stop_reason,
             "device": self.device,
             "duration_s": round(self.duration_s, 3),
+            "timing": _rounded(asdict(self.timing)) if self.timing is not None else None,
+            "memory": asdict(self.memory) if self.memory is not None else None,
             "sweep": {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_iter": self.num_iter, "mode": self.mode,
                       "extended_steps": self.extended_steps},
             "history": self.history,
@@ -173,8 +238,8 @@ class RangeTestResult:
 
 # What each run of a grid, and each repeat of a run, shows of its result in result.json.
 RUN_KEYS = ("status", "suggested_lr", "method", "suggestions", "lr_range", "schedules", "train", "confidence", "best", "num_steps",
-            "sweep", "stop_reason", "history")
-REPEAT_KEYS = ("status", "suggested_lr", "suggestions", "lr_range", "best", "num_steps", "stop_reason", "sweep", "history")
+            "sweep", "stop_reason", "timing", "memory", "history")
+REPEAT_KEYS = ("status", "suggested_lr", "suggestions", "lr_range", "best", "num_steps", "stop_reason", "sweep", "timing", "history")
 BEST_RUN_CRITERION = "lowest minimum of the zero-lag training loss (the curve the rule reads) among runs with a suggestion"
 
 
@@ -224,12 +289,19 @@ def _repeats(result: RangeTestResult) -> dict[str, Any]:
     return {"repeats": [{"seed": seed, **r.fields(REPEAT_KEYS)} for seed, r in result.repeats]}
 
 
-def _prefix(values: list | None) -> list[float] | None:
-    """A saved curve up to its first null (None when the file has none: older files, read again from the losses)."""
+def _prefix(values: list | None, skipped: list[bool] | None = None) -> list[float] | None:
+    """A saved curve's measured steps up to the first null (None when the file has none: older files, read again
+    from the losses). Steps the GradScaler skipped hold no value and are passed over."""
     if values is None:
         return None
+    values = [values[i] for i in _measured_steps(skipped, len(values))]
     end = values.index(None) if None in values else len(values)
     return [float(v) for v in values[:end]]
+
+
+def _measured_steps(skipped: list[bool] | None, n: int) -> list[int]:
+    """The steps, of n, that are measurements: all but those the GradScaler skipped."""
+    return [i for i in range(n) if not (skipped and i < len(skipped) and skipped[i])]
 
 
 def versions() -> dict[str, str]:
@@ -250,14 +322,24 @@ def to_json(doc: dict[str, Any]) -> str:
 
 
 def history_csv(result: RangeTestResult) -> str:
+    """step, lr, loss, smoothed per step; val_loss and skipped (1 where the GradScaler skipped the step) when measured."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    val = result.val_losses
-    writer.writerow(["step", "lr", "loss", "smoothed"] + (["val_loss"] if val is not None else []))
+    val, skipped = result.val_losses, result.skipped
+    writer.writerow(["step", "lr", "loss", "smoothed"] + (["val_loss"] if val is not None else [])
+                    + (["skipped"] if skipped is not None else []))
     for i, (lr, loss, smooth) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
         extra = [_csv_number(val[i]) if val[i] is not None else ""] if val is not None else []
+        extra += [int(skipped[i])] if skipped is not None else []
         writer.writerow([i, repr(lr), _csv_number(loss), _csv_number(smooth)] + extra)
     return buf.getvalue()
+
+
+def measured(lrs: list[float], smoothed: list[float], losses: list[float],
+             skipped: list[bool] | None) -> tuple[list[float], list[float], list[float]]:
+    """(lrs, smoothed, losses) without the steps the GradScaler skipped: those did not apply their lr, so measure nothing."""
+    kept = _measured_steps(skipped, len(lrs))
+    return [lrs[i] for i in kept], [smoothed[i] for i in kept], [losses[i] for i in kept]
 
 
 def write_outputs(result: RangeTestResult, out_dir: Path, document: dict[str, Any]) -> dict[str, Path]:
@@ -289,6 +371,10 @@ def _umask() -> int:
     mask = os.umask(0)  # the only way to read it is to set it: put it straight back
     os.umask(mask)
     return mask
+
+
+def _rounded(seconds: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: None if v is None else round(v, 6) for k, v in seconds.items()}
 
 
 def _csv_number(value: float) -> str:

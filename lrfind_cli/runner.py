@@ -72,12 +72,13 @@ def title_of(loaded: LoadedSpec) -> str:
 
 
 def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Callable | None = None,
-             on_repeat: Callable | None = None) -> RunOutcome:
+             on_repeat: Callable | None = None, on_snapshot: Callable[[int, str], None] | None = None) -> RunOutcome:
     """Build everything the spec names, run the range test(s), and write result.json, history.csv and the plot.
 
     With a `grid:`, every variant runs in turn from the same initial state (the same seed builds the
     same model); `on_variant(index, count, label)` is called before each. With sweep.repeats,
-    `on_repeat(index, count)` is called before each repeat of each variant.
+    `on_repeat(index, count)` is called before each repeat of each variant. `on_snapshot(bytes, mode)`
+    hears the size of each sweep's snapshot before it is taken.
     """
     from . import distributed
     from .data import resolve_device
@@ -94,7 +95,7 @@ def run_spec(loaded: LoadedSpec, on_step: Callable | None = None, on_variant: Ca
         # loss broadcasts the output against targets of another shape is an error
         stack.enter_context(beside(loaded.path))
         stack.enter_context(misfits_raise())
-        return _run_variants(loaded, out_dir, ctx, device, on_step, on_variant, on_repeat)
+        return _run_variants(loaded, out_dir, ctx, device, on_step, on_variant, on_repeat, on_snapshot)
 
 
 def _hold(stack: contextlib.ExitStack, out_dir: Path, ctx) -> None:
@@ -114,14 +115,14 @@ def _hold(stack: contextlib.ExitStack, out_dir: Path, ctx) -> None:
 
 
 def _run_variants(loaded: LoadedSpec, out_dir: Path, ctx, device, on_step: Callable | None, on_variant: Callable | None,
-                  on_repeat: Callable | None) -> RunOutcome:
+                  on_repeat: Callable | None, on_snapshot: Callable | None) -> RunOutcome:
     """Every variant in turn, then the outputs; an interrupt writes what was measured and raises Interrupted with it."""
     runs: list[RunRecord] = []
     for index, (overrides, variant) in enumerate(loaded.variants):
         try:
             if on_variant is not None:
                 on_variant(index, len(loaded.variants), variant_label(overrides))
-            result = _sweep(variant, device, ctx, on_step, on_repeat)
+            result = _sweep(variant, device, ctx, on_step, on_repeat, on_snapshot)
         except KeyboardInterrupt as stop:
             partial = getattr(stop, "result", None)  # the engine's Interrupted carries what it measured
             if partial is not None:
@@ -201,7 +202,8 @@ def train_plan(spec: Spec, built: Built, ctx) -> TrainPlan:
                      cycle_momentum=train.cycle_momentum, steps_per_pass=per_pass)
 
 
-def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callable | None = None) -> RangeTestResult:
+def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callable | None = None,
+           on_snapshot: Callable | None = None) -> RangeTestResult:
     """The range test(s) for one (variant) spec: build, sweep, restore; errors become one-line RunErrors.
 
     With sweep.repeats N > 1 the same model and optimizer are swept N times, each from the restored
@@ -219,7 +221,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
         loader = _repeat_loader(spec, built, config, device, ctx, repeat, runs, on_repeat)
         try:
             result = run_sweep(built.model, built.optimizer, loader, built.loss_fn, config, step_fn=built.step_fn,
-                               on_step=on_step, val_fn=built.val_fn, group_scales=built.scales)
+                               on_step=on_step, val_fn=built.val_fn, group_scales=built.scales, on_snapshot=on_snapshot)
         except Interrupted as stop:
             runs.append(Repeat(seed, stop.result))
             stop.result = _combined(spec, runs, built, config)
@@ -261,7 +263,7 @@ def _build(spec: Spec, device, ctx) -> Built:
     val_batches = None
     if spec.sweep.val is not None:
         dataset, val_batches = _validation_split(spec, dataset, device)
-    fast = _fast_paths(spec, model, device)
+    fast = _fast_paths(spec, model, device, dataset)
     loss_fn = _loss_on(build_loss(spec.loss), device)
     if sharded:
         from .sharding import shard_model
@@ -284,11 +286,15 @@ def _loader(spec: Spec, built: Built, device, ctx, seed: int, resident: bool = F
     loader = make_loader(built.dataset, batch_size=data.batch_size, shuffle=data.shuffle, drop_last=data.drop_last,
                          num_workers=data.num_workers, seed=seed, device=device, rank=rank, world_size=world,
                          collate_fn=built.collate_fn)
-    if resident and spec.performance.device_batches:
-        # every step the sweep may take, past end_lr too, so the history is the same as without device_batches
-        steps = spec.sweep.num_iter + len(sweep_config(spec).extension())
-        loader = resident_batches(loader, steps * spec.sweep.accumulation_steps, device)
+    if resident and built.performance["device_batches"]:
+        loader = resident_batches(loader, _resident_batch_count(spec), device)
     return loader
+
+
+def _resident_batch_count(spec: Spec) -> int:
+    """Batches for every step the sweep may take, past end_lr too (so the history is the same as without device_batches)."""
+    steps = spec.sweep.num_iter + len(sweep_config(spec).extension())
+    return steps * spec.sweep.accumulation_steps
 
 
 def _repeat_loader(spec: Spec, built: Built, config: SweepConfig, device, ctx, repeat: int, runs: list[Repeat],
@@ -443,9 +449,15 @@ def _val_fn(batches: list, loss_fn, step_fn) -> Callable:
     return evaluate
 
 
-def _fast_paths(spec, model, device) -> dict[str, bool]:
-    """Switch on channels_last and cuDNN autotune where they help (CUDA); report what is on."""
+def _fast_paths(spec, model, device, dataset) -> dict[str, bool]:
+    """Switch on channels_last and cuDNN autotune where they help (CUDA), choose device batches; report what is on.
+
+    device_batches auto: built-in data (in memory, no transforms: the same batches either way) on CUDA,
+    when the sweep's batches fit (`data.resident_by_default`).
+    """
     import torch
+
+    from .data import BUILTIN_DATASETS, resident_by_default
 
     perf = spec.performance
     cuda = device.type == "cuda"
@@ -455,8 +467,11 @@ def _fast_paths(spec, model, device) -> dict[str, bool]:
         model.to(memory_format=torch.channels_last)
     if cuda and perf.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
-    return {"channels_last": channels_last, "cudnn_benchmark": cuda and perf.cudnn_benchmark,
-            "device_batches": perf.device_batches}
+    device_batches = perf.device_batches
+    if device_batches == "auto":
+        builtin = spec.data.name.lower() in BUILTIN_DATASETS and spec.data.transforms is None
+        device_batches = builtin and resident_by_default(dataset, spec.data.batch_size, _resident_batch_count(spec), device)
+    return {"channels_last": channels_last, "cudnn_benchmark": cuda and perf.cudnn_benchmark, "device_batches": bool(device_batches)}
 
 
 def _record(overrides: dict[str, Any], result: RangeTestResult, spec: Spec, ctx) -> RunRecord:

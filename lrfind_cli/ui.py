@@ -35,7 +35,15 @@ class EtaColumn(TimeRemainingColumn):
 
 
 class LiveReporter:
-    """Receives StepInfo through `on_step`; shows a live table on a terminal and plain lines elsewhere."""
+    """Receives StepInfo through `on_step`; shows a live table on a terminal and plain lines elsewhere.
+
+    The table is drawn from `on_step`, at most 8 times a second and with at most a DRAW_SHARE-th of the
+    time going into drawing: rich takes about 7 ms to lay out a frame of the table and the bar, so a
+    table redrawn 8 times a second (rich's own thread, holding the GIL) took 6% of a sweep of 1 ms steps.
+    """
+
+    DRAW_EVERY = 1 / 8  # seconds between frames, at least
+    DRAW_SHARE = 50  # at most a fiftieth of the sweep's time goes into drawing (a frame, and re-reading the best)
 
     def __init__(self, console: Console, title: str, num_iter: int, rows: int = 12):
         self.console = console
@@ -56,6 +64,7 @@ class LiveReporter:
         self.began = time.monotonic()  # when the current sweep's first step was reported (for the plain-text eta)
         self.best = LowestPoint()
         self.printed = -1  # the step of the last plain line
+        self.drawn_at, self.draw_cost = -math.inf, 0.0
 
     def __enter__(self) -> LiveReporter:
         return self
@@ -64,7 +73,7 @@ class LiveReporter:
         """Begin drawing at the first step, so errors while building come first and alone."""
         self.started = True
         if self.console.is_terminal:
-            self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
+            self.live = Live(get_renderable=self._render, console=self.console, auto_refresh=False, transient=False)
             self.live.__enter__()
         else:
             self.console.print(f"{self.title}: {self.num_iter} steps", highlight=False, soft_wrap=True)
@@ -75,9 +84,7 @@ class LiveReporter:
             # the last frame stays on screen: no estimate for steps that will never run, the clock stopped
             self.progress.stop_task(self.task)
             self.progress.update(self.task, ended=True)
-            if self.rows:  # and the best over the whole sweep, read exactly
-                self.rows[-1] = (self.rows[-1][0], self.best.now())
-            self.live.update(self._render())
+            self._draw(force=True)  # and the best over the whole sweep, read exactly
             self.live.__exit__(*exc)
             self.live = None
 
@@ -116,12 +123,23 @@ class LiveReporter:
             self.console.print(f"{self.title}: {self.num_iter} steps", highlight=False, soft_wrap=True)
         self.header_due = False
         self.best.add(info.lr, info.loss)
-        self.rows.append((info, self.best.recent() if self.live is not None else self.best.found))
-        self.progress.update(self.task, completed=info.step + 1, total=max(info.num_iter, self.num_iter))
+        self.rows.append((info, self.best.found))
         if self.live is not None:
-            self.live.update(self._render())
+            self.progress.update(self.task, completed=info.step + 1, total=max(info.num_iter, self.num_iter))
+            self._draw()
         elif info.step % self.every == 0 or info.step + 1 == info.num_iter:
             self._line(info)
+
+    def _draw(self, force: bool = False) -> None:
+        """Draw a frame, with the best read again, unless one was drawn too recently (DRAW_EVERY, DRAW_SHARE)."""
+        began = time.monotonic()
+        if not force and began - self.drawn_at < max(self.DRAW_EVERY, self.DRAW_SHARE * self.draw_cost):
+            return
+        if self.rows:
+            self.rows[-1] = (self.rows[-1][0], self.best.now())
+        self.live.refresh()
+        self.drawn_at = time.monotonic()
+        self.draw_cost = self.drawn_at - began
 
     def _last_line(self) -> None:
         """Plain text: the line of the step the sweep ended at, whichever it was (a stop, or past end_lr)."""
@@ -161,19 +179,14 @@ class LowestPoint:
     """The lowest point so far of the zero-lag curve the rule reads (`suggest.zero_lag` of the raw losses): the
     live table's "best", from the same curve as result.json's `best` and the plot's main line.
 
-    Reading the whole curve costs O(steps), so a terminal redrawn at every step reads it again only once
-    COST_SHARE of the time since the last reading has passed (`recent`: every step of a short sweep, a few
-    times a second of a long one); `now` reads it exactly (the plain lines, the last frame).
+    Reading the whole curve costs O(steps), so it is read again only when it is shown (`now`: a frame of
+    the table, a plain line, the last frame); between readings `found` is what the last one found.
     """
-
-    COST_SHARE = 10  # at most a tenth of the sweep's time goes into re-reading the curve
 
     def __init__(self) -> None:
         self.lrs: list[float] = []
         self.losses: list[float] = []
         self.found = (math.nan, math.nan)
-        self.read_at = -math.inf
-        self.cost = 0.0
 
     def add(self, lr: float, loss: float) -> None:
         self.lrs.append(lr)
@@ -181,15 +194,8 @@ class LowestPoint:
 
     def now(self) -> tuple[float, float]:
         """(loss, lr) at the zero-lag curve's lowest point, read over every step so far (nan, nan before a finite loss)."""
-        began = time.monotonic()
         x, z = zero_lag(self.lrs, self.losses)
         if len(z):
             i = int(z.argmin())
             self.found = (float(z[i]), float(x[i]))
-        self.read_at = time.monotonic()
-        self.cost = self.read_at - began
         return self.found
-
-    def recent(self) -> tuple[float, float]:
-        """`now`, or what it last found while re-reading would cost more than a COST_SHARE-th of the time since."""
-        return self.now() if time.monotonic() - self.read_at >= self.COST_SHARE * self.cost else self.found

@@ -80,9 +80,25 @@ def test_snapshot_is_held_in_pinned_cpu_memory():
     model = conv_net()
     opt = torch.optim.Adam(model.parameters())
     snap = Snapshot(model, opt).capture()
-    tensors = list(snap._tensors["params"].values()) + list(snap._tensors["buffers"].values())
-    assert all(t.device.type == "cpu" and t.is_pinned() for t in tensors)
+    block = snap._store.block  # the one block of host memory every value is copied into
+    assert block.device.type == "cpu" and block.is_pinned() and snap.host_bytes == snap.nbytes
     snap.discard()
+
+
+@pytest.mark.parametrize("snapshot", ["memory", "disk"])
+def test_a_capturable_optimizer_keeps_its_state_tensors_through_the_sweep(snapshot):
+    # a CUDA graph of a capturable optimizer's step reads these tensors at fixed addresses: restore into them
+    model = conv_net()
+    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(1e-3, device=DEVICE), capturable=True)
+    x, y = batches(1)[0]
+    torch.nn.functional.cross_entropy(model(x.to(DEVICE)), y.to(DEVICE)).backward()
+    opt.step()
+    held = [t for p in model.parameters() for t in (p, p.grad, *opt.state[p].values())] + [opt.param_groups[0]["lr"]]
+    values = [t.detach().clone() for t in held]
+    range_test(model, opt, batches(), torch.nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=10, num_iter=30, snapshot=snapshot)
+    now = [t for p in model.parameters() for t in (p, p.grad, *opt.state[p].values())] + [opt.param_groups[0]["lr"]]
+    assert all(a is b for a, b in zip(now, held)) and len(now) == len(held)
+    assert all(torch.equal(a, b) for a, b in zip(held, values))
 
 
 def test_sweep_peak_gpu_memory_is_within_5_percent_of_a_bare_loop():

@@ -157,6 +157,8 @@ def test_fsdp_restore_is_bit_exact_for_shards_and_optimizer_state(one_rank_group
     model(**next(iter(lm_loader())))["loss"].backward()
     optimizer.step()  # optimizer state that the sweep changes and the restore must put back
     before = held(optimizer)
+    storage = [t.to_local().data_ptr() for p in model.parameters() for t in (p, *optimizer.state[p].values())
+               if hasattr(t, "to_local")]
 
     result = range_test(model, optimizer, lm_loader(), None, start_lr=1e-4, end_lr=1.0, num_iter=10, smoothing=0.5,
                         snapshot=snapshot)
@@ -164,19 +166,24 @@ def test_fsdp_restore_is_bit_exact_for_shards_and_optimizer_state(one_rank_group
     assert result.num_steps == 10
     assert set(before["kinds"]) == {"DTensor"} and all(before["state"])
     assert identical(before, held(optimizer))
+    # restored in place, into each rank's own pieces: whatever else holds them sees the restored values
+    assert storage == [t.to_local().data_ptr() for p in model.parameters() for t in (p, *optimizer.state[p].values())
+                       if hasattr(t, "to_local")]
 
 
-def test_the_snapshot_of_a_shard_is_a_host_copy_of_this_ranks_piece_in_its_layout(one_rank_group):
-    from lrfind_cli.snapshot import _to_cpu
+def test_the_snapshot_of_a_sharded_model_holds_each_ranks_pieces_in_host_memory(one_rank_group):
+    from lrfind_cli.snapshot import ALIGN, Snapshot
 
-    param = next(sharded_lm().parameters())
+    model = sharded_lm()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    tensors = [t.to_local() if hasattr(t, "to_local") else t for t in (*model.parameters(), *model.buffers())]
 
-    copy = _to_cpu(param)
+    snap = Snapshot(model, optimizer).capture()
 
-    assert type(copy).__name__ == "DTensor" and copy.placements == param.placements and copy.shape == param.shape
-    assert copy.to_local().device.type == "cpu"
-    assert torch.equal(copy.to_local(), param.to_local())
-    assert copy.to_local().data_ptr() != param.to_local().data_ptr()  # a copy, not the parameter's own storage
+    # one block of host memory holding this rank's local shards (not the full parameters), each at an aligned place
+    assert snap.nbytes == sum(-(-t.numel() * t.element_size() // ALIGN) * ALIGN for t in tensors)
+    assert snap._store.block.device.type == "cpu" and snap.host_bytes == snap.nbytes
+    snap.discard()
 
 
 # ---- through the command line: 2 Gloo ranks under torchrun --------------------------------------------------------
@@ -267,7 +274,7 @@ def test_a_rank_that_fails_makes_every_rank_exit_with_its_code(tmp_path, raised,
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it)")
 def test_on_cuda_fsdp_shards_are_snapshotted_in_pinned_host_memory_and_restored_bit_exactly():
-    from lrfind_cli.snapshot import _to_cpu
+    from lrfind_cli.snapshot import Snapshot
 
     device = torch.device("cuda", 0)
     torch.cuda.set_device(device)
@@ -279,8 +286,9 @@ def test_on_cuda_fsdp_shards_are_snapshotted_in_pinned_host_memory_and_restored_
         model(**{k: v.to(device) for k, v in next(iter(lm_loader())).items()})["loss"].backward()
         optimizer.step()
         before = held(optimizer)
-        copy = _to_cpu(next(model.parameters()))
-        assert copy.to_local().device.type == "cpu" and copy.to_local().is_pinned()
+        snap = Snapshot(model, optimizer).capture()
+        assert snap._store.block.is_pinned() and snap.host_bytes == snap.nbytes  # the shards, in pinned host memory
+        snap.discard()
 
         result = range_test(model, optimizer, lm_loader(), None, start_lr=1e-4, end_lr=1.0, num_iter=10, precision="bf16")
 

@@ -232,6 +232,32 @@ def test_losses_are_printed_with_four_significant_digits_trailing_zeros_kept():
     assert re.search(r"│ +0 │ 1\.000e-03 │ 1\.000 │ +0\.5000 │ 1\.000 @ 1\.00e-03 │", buffer.getvalue())
 
 
+def test_the_live_table_is_drawn_a_few_times_a_second_not_at_every_step(monkeypatch):
+    from lrfind_cli import ui
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(ui.time, "monotonic", lambda: clock["now"])  # steps of 1 ms; a frame costs 10 ms
+    frames = []
+    real = LiveReporter._render
+
+    def render(self):
+        frames.append(clock["now"])
+        clock["now"] += 0.010
+        return real(self)
+
+    monkeypatch.setattr(LiveReporter, "_render", render)
+    console = Console(file=io.StringIO(), force_terminal=True, width=120, color_system=None)
+    with LiveReporter(console, "title", 2000) as reporter:
+        for step in range(2000):
+            reporter.on_step(Info(step, 2000))
+            clock["now"] += 0.001
+    # 2 s of steps, and a frame at most every max(1/8 s, 50 x its cost) = 0.5 s or more, then the last one at the end
+    draws = [t for i, t in enumerate(frames) if i == 0 or t - frames[i - 1] > 0.015]  # rich may build a frame twice
+    gaps = [b - a for a, b in zip(draws, draws[1:-1])]
+    assert 4 <= len(draws) <= 7 and all(gap >= 0.5 for gap in gaps), draws
+    assert len(frames) * 0.010 / clock["now"] < 0.05  # drawing took a few percent of the time, not a frame per step
+
+
 def test_a_training_failure_names_the_step_as_history_csv_does():
     from lrfind_cli.failures import _step_text
 

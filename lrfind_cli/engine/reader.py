@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,19 +22,25 @@ class StepInfo:
     num_iter: int
     lr: float
     loss: float
-    smoothed: float
+    smoothed: float  # NaN at a skipped step
     best_loss: float
     best_lr: float
+    skipped: bool = False  # the GradScaler skipped this step's update (inf/NaN gradients): not a measurement
 
 
-@dataclass(frozen=True)
-class StepRecord:
-    """One step of the history: the lr it trained at, its loss, the smoothed loss, the validation loss if measured."""
+class StepRecord(NamedTuple):
+    """One step of the history: the lr it trained at, its loss, the smoothed loss, the validation loss if measured.
+
+    A step the GradScaler skipped (`skipped`) did not apply its lr: its loss is kept but is no
+    measurement, so it is left out of the smoothing and the stop rule (smoothed is NaN there).
+    A NamedTuple: one is made per step, at a third of a frozen dataclass's cost.
+    """
 
     lr: float
     loss: float
     smoothed: float
     val_loss: float | None = None
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,8 @@ class LossCurve:
         self.best = math.inf
         self.best_index = -1
 
-    def add(self, loss: float) -> float:
-        """Record a raw loss; return the smoothed value (EMA from 0, divided by 1 - beta**t)."""
+    def add(self, loss: float, step: int | None = None) -> float:
+        """Record a raw loss (of `step`: default, the count of losses so far); return the smoothed value (EMA from 0, / 1 - beta**t)."""
         self._count += 1
         self._avg = self.beta * self._avg + (1.0 - self.beta) * loss
         smoothed = self._avg / (1.0 - self.beta**self._count)
@@ -65,7 +72,7 @@ class LossCurve:
             if self.first is None:
                 self.first = smoothed
             if smoothed < self.best:
-                self.best, self.best_index = smoothed, self._count - 1
+                self.best, self.best_index = smoothed, self._count - 1 if step is None else step
         return smoothed
 
     def diverged(self, smoothed: float) -> bool:
@@ -98,26 +105,33 @@ class LossReader:
     """The sweep's losses: written on the device each step, read to the host in chunks, then smoothed and judged.
 
     Reading every step would synchronise an accelerator at every step, so losses wait in a device
-    buffer (row 0: training loss; row 1 with validation: the validation loss, NaN where not measured)
-    until `due()`. `read()` turns the waiting steps into `records` (one `StepRecord` per step), calls
-    `on_step`, and returns a `Stop` at the step where the loss diverged; the history is cut there, so
-    it does not depend on when losses are read. Under torch.distributed every rank reads at the same
-    steps and records the mean across ranks, so all ranks stop at the same step.
+    buffer (a row for the training loss; with validation, one for the validation loss, NaN where not
+    measured; with a GradScaler, one that is 1 where it skipped the step) until `due()`, which also
+    reads right after step 0 (so its time is known: `reads` notes (steps trained, perf_counter) per read).
+    `read()` turns the waiting steps into `records` (one `StepRecord` per step), calls `on_step`, and
+    returns a `Stop` at the step where the loss diverged; the history is cut there, so it does not
+    depend on when losses are read. Under torch.distributed every rank reads at the same steps and
+    records the mean across ranks, so all ranks stop at the same step.
     """
 
     def __init__(self, config: SweepConfig, device: torch.device, with_val: bool = False,
-                 on_step: Callable[[StepInfo], None] | None = None):
+                 on_step: Callable[[StepInfo], None] | None = None, with_skips: bool = False):
         self.planned = config.lrs()
         self.curve = LossCurve(config.smoothing, config.diverge_threshold)
         self.group = process_group()
         self.sync_every, self.by_time = config.read_every(device, distributed=self.group is not None)
         self.with_val = with_val
+        self.with_skips = with_skips
         self.on_step = on_step
-        self.buffer = torch.full((2 if with_val else 1, len(self.planned)), math.nan, dtype=torch.float32, device=device)
+        self.val_row, self.skip_row = 1, 1 + with_val
+        rows = 1 + with_val + with_skips
+        self.buffer = torch.full((rows, len(self.planned)), math.nan, dtype=torch.float32, device=device)
+        self._view: tuple[torch.Tensor, np.ndarray] | None = None  # (buffer, its numpy view), see `host`
         self.records: list[StepRecord] = []
         self.done = 0  # steps whose loss is in the buffer
         self.stop: Stop | None = None
         self.last_read = time.perf_counter()
+        self.reads: list[tuple[int, float]] = []
 
     def extend(self, lrs) -> None:
         """Plan more steps after the last planned one (the sweep going on past end_lr): their lrs, and room for their losses."""
@@ -125,19 +139,41 @@ class LossReader:
         more = torch.full((self.buffer.shape[0], len(lrs)), math.nan, dtype=self.buffer.dtype, device=self.buffer.device)
         self.buffer = torch.cat([self.buffer, more], dim=1)
 
-    def put(self, step: int, loss: torch.Tensor) -> None:
-        """The training loss of `step` (no host sync); from here on an interrupt keeps this step."""
-        self.buffer[0, step] = loss
+    @property
+    def host(self) -> np.ndarray | None:
+        """On a CPU, a numpy view of the buffer (None elsewhere): a loss is a number already there, and writing it
+        through numpy costs 0.5 us a step instead of 5 for a tensor write. Made again if the buffer was replaced."""
+        if not self.by_time:
+            return None
+        if self._view is None or self._view[0] is not self.buffer:
+            self._view = (self.buffer, self.buffer.numpy())
+        return self._view[1]
+
+    def put(self, step: int, loss: torch.Tensor, skipped: torch.Tensor | None = None) -> None:
+        """The training loss of `step` and whether the GradScaler skipped it (no host sync); an interrupt keeps it."""
+        host = self.host
+        if host is not None:
+            host[0, step] = loss.item()
+            if skipped is not None:
+                host[self.skip_row, step] = skipped.item()
+        else:
+            self.buffer[0, step] = loss
+            if skipped is not None:
+                self.buffer[self.skip_row, step] = skipped
         self.done = step + 1
 
     def put_val(self, step: int, loss: torch.Tensor) -> None:
-        self.buffer[1, step] = loss
+        host = self.host
+        if host is not None:
+            host[self.val_row, step] = loss.item()
+        else:
+            self.buffer[self.val_row, step] = loss
 
     def due(self, loss: torch.Tensor) -> bool:
-        """Whether to read now: every `sync_every` steps and at the end; by time on a CPU (a non-finite loss at once)."""
-        due = self.done % self.sync_every == 0 or self.done == len(self.planned)
-        if self.by_time and not due:  # a CPU loss is a number already
-            due = not math.isfinite(loss.item()) or time.perf_counter() - self.last_read >= CPU_READ_SECONDS
+        """Whether to read now: after step 0, every `sync_every` steps and at the end; by time on a CPU (a non-finite loss at once)."""
+        due = self.done % self.sync_every == 0 or self.done in (1, len(self.planned))
+        if self.by_time and not due:
+            due = not math.isfinite(self.host[0, self.done - 1]) or time.perf_counter() - self.last_read >= CPU_READ_SECONDS
         return due
 
     def read(self, collective: bool = True) -> Stop | None:
@@ -148,6 +184,7 @@ class LossReader:
         first = len(self.records)  # one append per step: an interrupt cannot leave a step half-recorded
         if first < self.done and self.stop is None:
             self._record(first, self._fetch(first, collective))
+            self.reads.append((self.done, time.perf_counter()))
         self.last_read = time.perf_counter()
         return self.stop
 
@@ -164,20 +201,22 @@ class LossReader:
     def _record(self, first: int, rows: list[list[float]]) -> None:
         for offset, loss in enumerate(rows[0]):
             i, lr = first + offset, float(self.planned[first + offset])
-            smoothed = self.curve.add(loss)
-            val = rows[1][offset] if self.with_val and math.isfinite(rows[1][offset]) else None
-            self.records.append(StepRecord(lr, loss, smoothed, val))
+            # a skipped step is no measurement (smoothed NaN: no divergence), though a non-finite loss stops the sweep all the same
+            skipped = self.with_skips and rows[self.skip_row][offset] > 0
+            smoothed = math.nan if skipped else self.curve.add(loss, i)
+            val = rows[self.val_row][offset] if self.with_val and math.isfinite(rows[self.val_row][offset]) else None
+            self.records.append(StepRecord(lr, loss, smoothed, val, skipped))
             if self.on_step is not None:
-                self.on_step(self._info(i, lr, loss, smoothed))
+                self.on_step(self._info(i, lr, loss, smoothed, skipped))
             self.stop = self._judge(i, lr, loss, smoothed)
             if self.stop is not None:
                 return
 
-    def _info(self, i: int, lr: float, loss: float, smoothed: float) -> StepInfo:
+    def _info(self, i: int, lr: float, loss: float, smoothed: float, skipped: bool) -> StepInfo:
         curve = self.curve
         best = curve.best if math.isfinite(curve.best) else smoothed
         best_lr = float(self.planned[curve.best_index]) if curve.best_index >= 0 else lr
-        return StepInfo(i, len(self.planned), lr, loss, smoothed, best, best_lr)
+        return StepInfo(i, len(self.planned), lr, loss, smoothed, best, best_lr, skipped)
 
     def _judge(self, i: int, lr: float, loss: float, smoothed: float) -> Stop | None:
         if not math.isfinite(loss):

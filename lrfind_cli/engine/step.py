@@ -125,10 +125,29 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches
     return total
 
 
+def scale_now(config: StepConfig) -> torch.Tensor | None:
+    """The GradScaler's scale as a device tensor (no host sync), or None without a scaler; see `skipped_since`."""
+    if config.scaler is None:
+        return None
+    return config.scaler.scale(torch.ones((), device=config.device))  # a disabled scaler hands back the 1
+
+
+def skipped_since(config: StepConfig, scale: torch.Tensor | None) -> torch.Tensor | None:
+    """Whether the step taken since `scale_now` was skipped, as a 0-d bool tensor on the device (None without a scaler).
+
+    GradScaler.update() multiplies the scale by backoff_factor (< 1) exactly when the step found inf or
+    NaN gradients and skipped optimizer.step(), and otherwise keeps it or grows it (torch.amp.GradScaler):
+    a lower scale is a skipped step, read without a host sync.
+    """
+    if scale is None:
+        return None
+    return scale_now(config) < scale
+
+
 def scalar_loss(value: Any, step_fn: Callable, loss_fn: Callable | None) -> torch.Tensor:
     """`value` as a 0-d loss tensor; StepOutputError naming the step (or the loss) when it is anything else."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return value.reshape(())
+        return value if value.dim() == 0 else value.reshape(())  # a 0-d loss as it is: no view node to backpropagate
     if isinstance(value, torch.Tensor):
         returned = f"a tensor of shape {tuple(value.shape)}"
         fix = "reduce it to one number (e.g. .mean(), or the loss's reduction='mean')"
@@ -165,7 +184,7 @@ def loss_of(output: Any) -> torch.Tensor:
             raise TypeError(f"the model returned a tensor of shape {tuple(loss.shape)} where a scalar loss was expected; "
                             "without a loss function the model must return its loss (reduced to one number), "
                             "or name a loss in the spec")
-        return loss.reshape(())
+        return loss if loss.dim() == 0 else loss.reshape(())
     raise TypeError(f"the model returned a {type(output).__name__} with no loss in it; without a loss function the model "
                     "must return a loss tensor, an object with .loss, or a dict with 'loss'")
 
@@ -204,15 +223,15 @@ def to_device(batch: Any, device: torch.device) -> Any:
     """Tensors inside tuples, lists and dicts (at any depth) moved to `device`; the containers keep their types."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):  # before Mapping: an isinstance check against an ABC costs more
+        moved = [to_device(v, device) for v in batch]
+        return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
     if isinstance(batch, Mapping):
         moved = {k: to_device(v, device) for k, v in batch.items()}
         try:
             return type(batch)(moved)  # keep the mapping's own type (e.g. a tokenizer's batch object)
         except TypeError:
             return moved
-    if isinstance(batch, (list, tuple)):
-        moved = [to_device(v, device) for v in batch]
-        return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
     return batch
 
 

@@ -12,16 +12,17 @@ import torch
 
 from ..errors import Interrupted
 from ..plan import TrainPlan, momentum_free, with_length
-from ..results import RangeTestResult
+from ..results import RangeTestResult, measured
 from ..signals import signals_held
 from ..snapshot import Snapshot
 from ..suggest import read_curve, summarize
 from .batches import cycle, loader_state, steps_per_pass
 from .config import SweepConfig, check_arguments
+from .costs import memory_of, timing_of
 from .guard import RestoreGuard
 from .reader import LossReader, StepInfo, Stop
 from .schedule import EXTEND_DECADES, resolve_ratios, set_lr
-from .step import Clipping, StepConfig, StepFn, evaluate, model_device, sweep_modes, train_step
+from .step import Clipping, StepConfig, StepFn, evaluate, model_device, scale_now, skipped_since, sweep_modes, train_step
 
 # Raised after a KeyboardInterrupt once the state is restored; `.result` holds what was measured (the one interrupt type).
 RangeTestInterrupted = Interrupted
@@ -121,16 +122,24 @@ def range_test(
 
 def run_sweep(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader: Iterable, loss_fn: Callable | None,
               config: SweepConfig, *, step_fn: StepFn | None = None, on_step: Callable[[StepInfo], None] | None = None,
-              val_fn: Callable | None = None, scaler: Any = None, group_scales: list[float] | None = None) -> RangeTestResult:
-    """`range_test` with a validated config; a failure of training itself is raised as TrainingFailed (its step, its cause)."""
+              val_fn: Callable | None = None, scaler: Any = None, group_scales: list[float] | None = None,
+              on_snapshot: Callable[[int, str], None] | None = None,
+              available: Callable[[bool], int | None] | None = None) -> RangeTestResult:
+    """`range_test` with a validated config; a failure of training itself is raised as TrainingFailed (its step, its cause).
+
+    Before the snapshot is taken, `on_snapshot(bytes, "memory" | "disk")` hears its size, and a snapshot
+    larger than `available(to_disk)` (default `snapshot.available_bytes`: free host memory, or free
+    space in the temporary directory) raises SnapshotTooLarge, before anything is trained.
+    """
     device = model_device(model)
-    reader = LossReader(config, device, val_fn is not None, on_step)
     internal_scaler = scaler is None and config.precision == "fp16"
     step = StepConfig.create(step_fn, loss_fn, device, config.precision, config.accumulation_steps,
                              Clipping(config.max_grad_norm, config.max_grad_value), scaler)
+    reader = LossReader(config, device, val_fn is not None, on_step, with_skips=step.scaler is not None)
     ratios = resolve_ratios(optimizer, group_scales)
     state = Snapshot(model, optimizer, None if internal_scaler else scaler, to_disk=config.snapshot == "disk",
                      loss=loss_fn if isinstance(loss_fn, torch.nn.Module) else None)
+    state.check(on_snapshot, available)
     guard = RestoreGuard(state, loader_state(train_loader))
     at = _Training()
     try:
@@ -143,9 +152,13 @@ def run_sweep(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_lo
         raise TrainingFailed(at.step) from exc  # wrapped after the restore, so a held signal's context is the failure itself
     if stop.status != "interrupted" and guard.late_interrupt():
         stop = reader.interrupted()  # a signal that came while restoring after a normal end acts now, on the restored state
+    ended = time.perf_counter()
     plan = with_length(config.plan or TrainPlan(config.schedule), steps_per_pass(train_loader, config.accumulation_steps))
-    result = _result(reader, stop, config, device, time.perf_counter() - started, plan, momentum_free(optimizer))
+    result = _result(reader, stop, config, device, ended - started, plan, momentum_free(optimizer))
     result.group_scales = ratios
+    result.timing = timing_of(guard.startup_s, guard.snapshot_s, guard.captured_at, reader.reads, guard.restore_s,
+                              suggest_s=time.perf_counter() - ended)
+    result.memory = memory_of(device, state.nbytes)
     if stop.status == "interrupted":
         raise Interrupted(result=result)
     return result
@@ -170,8 +183,9 @@ def _train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: It
         while i < len(reader.planned):
             at.step = i
             set_lr(optimizer, ratios, float(reader.planned[i]))
+            scale = scale_now(step)  # under fp16: a skipped step lowers the scale (no host sync)
             loss = train_step(model, optimizer, batches, step)
-            reader.put(i, loss)
+            reader.put(i, loss, skipped_since(step, scale))
             if val_fn is not None and (i % config.val_every == 0 or i == config.num_iter - 1):
                 reader.put_val(i, evaluate(model, val_fn, step.autocast, modes))
             at.step = None
@@ -199,22 +213,27 @@ def goes_on(reader: LossReader, config: SweepConfig) -> bool:
     `suggest.Reading.onset`), and there are enough points to tell (RULE_MIN_POINTS)."""
     if config.extend_decades <= 0:
         return False
-    curve = read_curve([r.lr for r in reader.records], None, [r.loss for r in reader.records])
+    records = [r for r in reader.records if not r.skipped]  # a step the GradScaler skipped measured nothing
+    curve = read_curve([r.lr for r in records], None, [r.loss for r in records])
     return not curve.too_short and curve.onset is None
 
 
 def _result(reader: LossReader, stop: Stop, config: SweepConfig, device: torch.device, duration_s: float, plan: TrainPlan,
             free: bool) -> RangeTestResult:
-    """The result of one sweep: its history, how it ended, and the suggestions read off it."""
+    """The result of one sweep: its history, how it ended, and the suggestions read off it (never off a skipped step)."""
     lrs = [r.lr for r in reader.records]
     losses = [r.loss for r in reader.records]
     smoothed = [r.smoothed for r in reader.records]
-    summary = summarize([(lrs, smoothed, losses)], config.suggest_method, config.schedule, [stop.status], config.warm_start,
-                        config.end_lr, plan, free)
+    skipped = [r.skipped for r in reader.records] if reader.with_skips else None
+    summary = summarize([measured(lrs, smoothed, losses, skipped)], config.suggest_method, config.schedule, [stop.status],
+                        config.warm_start, config.end_lr, plan, free)
     result = RangeTestResult(
         lrs=lrs, losses=losses, smoothed=smoothed, status=stop.status, stop_reason=stop.reason, device=str(device),
         duration_s=duration_s, start_lr=float(config.start_lr), end_lr=float(config.end_lr), num_iter=config.num_iter,
-        mode=config.mode, val_losses=[r.val_loss for r in reader.records] if reader.with_val else None,
+        mode=config.mode, val_losses=[r.val_loss for r in reader.records] if reader.with_val else None, skipped=skipped,
         **summary.fields(),  # suggestions, method, suggested_lr, schedule, lr_range, schedules, confidence, zero_lag
     )
-    return result.withdrawn() if stop.status == "interrupted" else result
+    if stop.status == "interrupted":
+        return result.withdrawn()
+    result.note_skipped()
+    return result

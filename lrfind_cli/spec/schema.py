@@ -118,7 +118,8 @@ class SweepSpec(_Strict):
 class PerformanceSpec(_Strict):
     channels_last: Literal["auto", True, False] = "auto"  # auto: on CUDA, for models with 2-D convolutions
     cudnn_benchmark: bool = True  # cuDNN autotune on CUDA: fastest kernels, tiny run-to-run differences
-    device_batches: bool = False  # load the sweep's batches onto the device before it starts
+    # load the sweep's batches onto the device before it starts; auto: built-in data on CUDA, when they fit (data.py)
+    device_batches: Literal["auto", True, False] = "auto"
     sync_every: Whole | None = Field(None, ge=1)  # steps between loss reads (null: 16, or on a CPU every 20 ms)
 
 

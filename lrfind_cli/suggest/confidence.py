@@ -39,6 +39,8 @@ FLAG_NOTES = {  # what each flag means for the user, and what to try
                 "sweep.end_lr to sweep that range as planned",
     "interrupted": "the sweep was interrupted: a partial curve gives no suggestion (its history is kept); run it to "
                    "the end",
+    "skipped_steps": "the GradScaler (fp16) skipped {count} steps (inf/NaN gradients: the optimizer did not step, so their "
+                     "lr was never applied); they are marked in history.skipped and left out of the suggestion",
 }
 # flags that say there is no answer, or that it may be wrong; the others describe the curve
 LOW_CONFIDENCE = ("too_few_points", "flat_curve", "began_past_edge", "no_divergence", "noisy", "unstable", "interrupted")
@@ -53,11 +55,12 @@ class Confidence(JsonView):
     spread_decades: float | None = None
     flags: tuple[str, ...] = ()
     repeats: int = 1
+    skipped_steps: int = 0  # steps the GradScaler skipped (flag skipped_steps, set by the engine), counted in its note
 
     @property
     def notes(self) -> list[str]:
         """What each flag means and what to try (FLAG_NOTES), in the flags' order."""
-        return [FLAG_NOTES[f] for f in self.flags]
+        return [FLAG_NOTES[f].format(count=self.skipped_steps) if f == "skipped_steps" else FLAG_NOTES[f] for f in self.flags]
 
     @property
     def low(self) -> list[str]:
@@ -65,14 +68,15 @@ class Confidence(JsonView):
         return [f for f in self.flags if f in LOW_CONFIDENCE]
 
     def to_json(self) -> dict:
-        """result.json's `confidence` block: {"spread_decades", "flags", "notes", "repeats"}."""
-        return {"spread_decades": self.spread_decades, "flags": list(self.flags), "notes": self.notes, "repeats": self.repeats}
+        """result.json's `confidence` block: {"spread_decades", "flags", "notes", "repeats"}, and "skipped_steps" when some were."""
+        doc = {"spread_decades": self.spread_decades, "flags": list(self.flags), "notes": self.notes, "repeats": self.repeats}
+        return doc | ({"skipped_steps": self.skipped_steps} if self.skipped_steps else {})
 
     @classmethod
     def from_json(cls, doc: dict | None) -> Confidence:
         """The record of a result.json `confidence` block (missing keys take their defaults)."""
         doc = doc or {}
-        return cls(doc.get("spread_decades"), tuple(doc.get("flags") or ()), doc.get("repeats") or 1)
+        return cls(doc.get("spread_decades"), tuple(doc.get("flags") or ()), doc.get("repeats") or 1, doc.get("skipped_steps") or 0)
 
 
 def ended_high(reading: Reading) -> float | None:
