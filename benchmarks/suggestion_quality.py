@@ -4,7 +4,7 @@ Not a test. Run from the repository root (scikit-learn and prodigyopt only to re
 
     python benchmarks/suggestion_quality.py                          # score every task from the stored JSON (seconds)
     python benchmarks/suggestion_quality.py --half design            # the design half only: no test-half number is read
-    python benchmarks/suggestion_quality.py --write docs/suggestion-quality.md
+    python benchmarks/suggestion_quality.py --write docs/suggestion-quality-short.md
     python benchmarks/suggestion_quality.py --recompute digits-mlp-sgd --jobs 2   # rebuild one task's ground truth
     python benchmarks/suggestion_quality.py --compute-missing --jobs 2           # compute tasks not stored yet
     python benchmarks/suggestion_quality.py --half design --rule mymodule:my_rule --no-verify

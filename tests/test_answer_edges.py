@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from lrfind_cli import RangeTestInterrupted, range_test
 from lrfind_cli.cli import app
-from lrfind_cli.suggest import FINETUNE_DECADES, ONECYCLE_DECADES, read_curve, summarize, zero_lag
+from lrfind_cli.suggest import FINETUNE_DECADES, ONECYCLE_DECADES, horizon, read_curve, summarize, zero_lag
 from tests.test_cli import REPO, SHORT, TINY, invoke
 
 # ---------------------------------------------------------------- 1: the fine-tuning answer is for trained models
@@ -105,14 +105,16 @@ def test_a_trained_models_answer_is_never_above_the_finetune_rate_and_keeps_a_lo
     onset = read_curve(lrs, raw, raw).onset_lr
 
     found = summarize([(lrs, raw, raw)], schedule=schedule, warm_start=True)
+    # no plan: the schedule's rule answers for the assumed length (a stream: the first slope only); the bound does not move
+    length = horizon.length_decades(horizon.DEFAULT_STEPS, None)
 
     assert found.method == method and found.schedule == schedule
-    assert found.suggested_lr == pytest.approx(onset / 10**decades, rel=1e-12)
+    assert found.suggested_lr == pytest.approx(onset / 10 ** (decades + (method != "finetune") * length), rel=1e-12)
     assert found.suggestions["finetune"] == pytest.approx(onset / 10**FINETUNE_DECADES, rel=1e-12)
     assert found.confidence.flags == ("pretrained",)
     # naming the schedule's rule as the method gives that rule's rate, as the note says
     named = summarize([(lrs, raw, raw)], method="onecycle", warm_start=True)
-    assert named.method == "onecycle" and named.suggested_lr == pytest.approx(onset / 10**ONECYCLE_DECADES, rel=1e-12)
+    assert named.method == "onecycle" and named.suggested_lr == pytest.approx(onset / 10 ** (ONECYCLE_DECADES + length), rel=1e-12)
     assert "suggest.method: onecycle" in found.confidence.notes[0]
 
 
@@ -150,8 +152,10 @@ def test_an_answer_below_start_lr_is_no_answer_and_is_flagged():
     # the constant rate would lie below the first lr: none, rather than start_lr itself
     assert constant.suggested_lr is None and constant.schedules["constant"].lr is None
     assert constant.confidence.flags == ("began_past_edge",)
-    # one-cycle's lies inside the swept range, with nothing to flag
-    assert onecycle.suggested_lr == pytest.approx(reading.onset_lr / 10**ONECYCLE_DECADES) and onecycle.confidence.flags == ()
+    # one-cycle's lies inside the swept range (then moved to the assumed length), with nothing to flag
+    length = horizon.length_decades(horizon.DEFAULT_STEPS, None)
+    assert onecycle.suggested_lr == pytest.approx(reading.onset_lr / 10 ** (ONECYCLE_DECADES + length))
+    assert onecycle.confidence.flags == ()
 
 
 # ---------------------------------------------------------------- 3: an interrupted sweep has no suggestion

@@ -13,6 +13,7 @@ from lrfind_cli.suggest import (
     FINETUNE_DECADES,
     ONECYCLE_DECADES,
     Suggestion,
+    horizon,
     mean_curve,
     read_curve,
     recommend,
@@ -21,6 +22,8 @@ from lrfind_cli.suggest import (
     zero_lag,
 )
 
+# without a plan the rule answers for the assumed length; these curves come with no steps per pass (a stream)
+ASSUMED = horizon.length_decades(horizon.DEFAULT_STEPS, None)
 INFLECTION = -3.0  # log10 lr of the steepest fall
 WIDTH = 0.4
 
@@ -66,11 +69,11 @@ def test_landmarks_of_a_clean_curve_are_in_order():
     assert math.log10(reading.lr(marks.knee)) == pytest.approx(INFLECTION + WIDTH * math.log(3), abs=0.1)
 
 
-def test_onecycle_lr_is_a_decade_below_the_onset_of_divergence_and_above_the_steepest_fall():
+def test_onecycle_lr_is_its_distance_below_the_onset_of_divergence_and_above_the_steepest_fall():
     lrs, smoothed, raw = curve()
     found = recommend(lrs, smoothed, raw, schedule="onecycle")
     reading = read_curve(lrs, smoothed, raw)
-    assert found.lr == pytest.approx(reading.onset_lr / 10 ** ONECYCLE_DECADES, rel=1e-9)
+    assert found.lr == pytest.approx(reading.onset_lr / 10 ** (ONECYCLE_DECADES + ASSUMED), rel=1e-9)
     assert reading.steepest_lr <= found.lr < reading.minimum_lr < reading.onset_lr
     # the onset is where the blow-up (past 10**-1.2) lifts the loss above its valley by more than noise
     assert -1.3 <= math.log10(reading.onset_lr) <= -0.9
@@ -276,7 +279,7 @@ def test_a_fall_within_batch_noise_is_no_fall_and_the_answer_comes_from_the_rise
     found = recommend(lrs, ema(raw), raw)
     reading = read_curve(lrs, ema(raw), raw)
     assert reading.fell is False
-    assert found.lr == pytest.approx(reading.onset_lr / 10 ** ONECYCLE_DECADES, rel=1e-9)
+    assert found.lr == pytest.approx(reading.onset_lr / 10 ** (ONECYCLE_DECADES + ASSUMED), rel=1e-9)
     assert confidence([(lrs, ema(raw), raw)]).flags == ("noisy",)  # a model nobody said is trained: its fall was hidden
 
 
@@ -290,8 +293,9 @@ def test_a_flat_then_rising_curve_is_a_trained_models_only_when_the_model_is_sai
     # a trained model's rate is a decade below the onset; an untrained one's is its schedule's
     expected = recommend(lrs, ema(raw), raw, schedule=method).lr
     assert found.suggested_lr == pytest.approx(expected, rel=1e-12)
-    divergence = found.schedules["onecycle"].lr_range[1] * 10**ONECYCLE_DECADES
-    assert expected == pytest.approx(divergence / 10 ** (FINETUNE_DECADES if method == "finetune" else ONECYCLE_DECADES))
+    divergence = found.schedules["onecycle"].lr_range[1] * 10 ** (ONECYCLE_DECADES + ASSUMED)
+    # the fine-tuning rate is a bound, not moved by the length law
+    assert expected == pytest.approx(divergence / 10 ** (FINETUNE_DECADES if method == "finetune" else ONECYCLE_DECADES + ASSUMED))
     assert (found.suggestions["finetune"] is None) == (warm_start is not True)
     assert (found.lr_range is None) == (warm_start is True)
 

@@ -25,9 +25,9 @@ import math
 
 SWEEP_STEPS = 100  # the training length the schedule distances are fitted for: the range test's own (num_iter's default)
 DEFAULT_STEPS = 1000  # the length assumed when the plan gives none: ten range tests, inside the benchmark's 100-3200
-FRESH_SLOPE = 0.0  # decades of lr per decade of steps while the run sees data it has seen fewer than REPEAT_PASSES times
+FRESH_SLOPE = 0.1  # decades of lr per decade of steps while the run sees data it has seen fewer than REPEAT_PASSES times
 REPEAT_SLOPE = 1.0  # decades of lr per decade of steps beyond that
-REPEAT_PASSES = 10.0  # passes over a fixed training set after which the second slope applies
+REPEAT_PASSES = 5.0  # passes over a fixed training set after which the second slope applies
 
 
 def length_decades(steps: float, steps_per_pass: float | None, fresh_slope: float = FRESH_SLOPE,

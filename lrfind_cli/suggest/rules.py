@@ -23,10 +23,10 @@ from .reading import Curve, Reading, Readings, read_curve, read_repeats
 # each schedule; the distances on a quarter-decade grid, the lowest mean over (schedule, length) of the
 # median regret of single range tests) and reported on its test half (docs/suggestion-quality.md).
 DECADES = {
-    "onecycle": 1.0,  # OneCycleLR's max_lr: its warm-up and annealing make the top of a cycle safe
+    "onecycle": 0.75,  # OneCycleLR's max_lr: its warm-up and annealing make the top of a cycle safe
     "constant": 1.25,  # a rate held for the whole run stays further from the edge (Smith's base_lr: max_lr / 3 to / 4)
-    "cosine": 1.0,  # the warm-up + cosine peak: a short top, then a long decay
-    "wsd": 1.25,  # the warm-up-stable-decay plateau: held for most of the run, as a constant rate is, then decayed
+    "cosine": 0.75,  # the warm-up + cosine peak: a short top, then a long decay
+    "wsd": 1.0,  # the warm-up-stable-decay plateau: held for most of the run, as a constant rate is, then decayed
     # A trained model's rate (fine-tuning: flat, then rising) = onset / 10: the highest rate that keeps the trained
     # weights, a decade below where the loss starts to rise (shared/cases/17: 10x higher damages them). Not fitted
     # on the benchmark, whose models all start untrained; a bound, not moved by the length law (`rule`).
@@ -38,7 +38,7 @@ CONSTANT_FACTOR = 10 ** (CONSTANT_DECADES - ONECYCLE_DECADES)  # one-cycle max_l
 # none: at the peak each step moves about 1 / (1 - 0.85) = 6.7 times as far (0.82 decades), so the max_lr for that
 # training is lower than the sweep, run without momentum, shows. Fitted on the design half's plain SGD and RMSprop
 # tasks, trained both ways.
-CYCLED_DECADES = 0.625
+CYCLED_DECADES = 0.75
 BASE_FACTOR = 3.0  # lr_range's low end: Smith's base_lr = max_lr / 3 to / 4 (arXiv 1506.01186), unless the steepest fall is lower
 SCHEDULES = ("onecycle", "cosine", "constant", "wsd")
 SCHEDULE_NAMES = {"onecycle": "one-cycle max_lr", "cosine": "warm-up + cosine peak lr", "constant": "constant lr",  # for people
