@@ -96,17 +96,25 @@ class SyntheticTabular(Dataset):
 BUILTIN_DATASETS = {"synthetic": SyntheticImages, "synthetic_sequences": SyntheticSequences, "synthetic_tabular": SyntheticTabular}
 
 
-def stream_problems(kind: type, *, shuffle: bool, val_fraction: bool) -> list[tuple[str, str, str]]:
+def no_length_problem(name: str) -> tuple[str, str, str]:
+    """(spec key, what, fix) for train.epochs on a dataset `name` without a length (a stream)."""
+    return ("train.epochs", f"data {name!r} has no length (a stream), so epochs give no number of steps",
+            "give train.steps instead")
+
+
+def stream_problems(kind: type, *, shuffle: bool, val_fraction: bool, epochs: bool = False,
+                    name: str = "") -> list[tuple[str, str, str]]:
     """(spec key, what, fix) for what a loader cannot do with a dataset of class `kind` when it is an IterableDataset.
 
     Such a dataset is a stream (PyTorch's IterableDataset: samples in its own order, no index, perhaps no
-    length or end): a DataLoader cannot shuffle it (`shuffle`), and no fraction of it can be held out for
-    validation (`val_fraction`: sweep.val without a named split). Nothing for a map-style dataset.
+    length or end): a DataLoader cannot shuffle it (`shuffle`), no fraction of it can be held out for
+    validation (`val_fraction`: sweep.val without a named split), and without a `__len__` its epochs
+    (`epochs`: train.epochs given) are no number of steps. Nothing for a map-style dataset.
     """
     if not (isinstance(kind, type) and issubclass(kind, IterableDataset)):
         return []
     stream = f"{kind.__name__} is an IterableDataset (a stream read in its own order, without an index)"
-    problems = []
+    problems = [no_length_problem(name or kind.__name__)] if epochs and not hasattr(kind, "__len__") else []
     if shuffle:
         problems.append(("data.shuffle", f"{stream}, which a DataLoader cannot shuffle",
                          "set data.shuffle: false; a stream that should be shuffled shuffles itself, e.g. with a buffer"))

@@ -3,7 +3,8 @@
 - `optimizer.param_groups`: every glob against the trainable parameters of the model built on the meta device
   (no memory, no initialisation work; the checkpoint and weight-loading kwargs are left out: they change no
   parameter's name or requires_grad);
-- a dataset class that is an IterableDataset (a stream) against `data.shuffle` and `sweep.val.fraction`.
+- a dataset class that is an IterableDataset (a stream) against `data.shuffle`, `sweep.val.fraction` and, without a
+  length, `train.epochs`.
 
 Where a check cannot tell without building for real (a constructor that fails on the meta device, a model from
 `from_pretrained`, a dataset made by a function without a return annotation), it says nothing, and `run` refuses
@@ -60,4 +61,5 @@ def _dataset_problems(spec: Spec) -> list[tuple[str, str, str]]:
         return []  # reported by the name check
     kind = target if inspect.isclass(target) else return_class(target)
     val = spec.sweep.val
-    return stream_problems(kind, shuffle=spec.data.shuffle, val_fraction=val is not None and val.kwargs is None) if kind else []
+    return stream_problems(kind, shuffle=spec.data.shuffle, val_fraction=val is not None and val.kwargs is None,
+                           epochs=spec.train.epochs is not None, name=spec.data.name) if kind else []

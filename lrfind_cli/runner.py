@@ -180,6 +180,7 @@ def train_plan(spec: Spec, built: Built, ctx) -> TrainPlan:
     the loader counts them; a dataset without a length (a stream) has no passes, and `train.epochs` is then a
     SpecError (give train.steps).
     """
+    from .data import no_length_problem
     from .plan import TrainPlan
 
     train, data = spec.train, spec.data
@@ -195,9 +196,11 @@ def train_plan(spec: Spec, built: Built, ctx) -> TrainPlan:
     steps = train.steps
     if train.epochs is not None:
         if per_pass is None:
-            raise SpecError.at("train.epochs", f"data {spec.data.name!r} has no length (a stream), so epochs give no number "
-                               "of steps", "give train.steps instead")
+            raise SpecError.at(*no_length_problem(spec.data.name))
         steps = max(1, math.ceil(train.epochs * per_pass))
+        if train.warmup is not None and train.warmup >= 1 and train.warmup >= steps:
+            raise SpecError.at("train.warmup", f"a warm-up of {train.warmup:g} steps fills the whole run of {steps} steps "
+                               f"({train.epochs:g} epochs)", "give fewer steps, or a share of the run (< 1)")
     return TrainPlan(spec.schedule, steps=steps, warmup=train.warmup, cooldown=train.cooldown,
                      cycle_momentum=train.cycle_momentum, steps_per_pass=per_pass)
 

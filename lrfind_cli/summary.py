@@ -70,7 +70,8 @@ def training_text(train: dict) -> str:
         steps += " (assumed: set train.steps or train.epochs)"
     passes = train.get("passes")
     data = "; the data is a stream" if train.get("steps_per_pass") is None else f", {passes:.3g} passes over the data"
-    cycled = "; with OneCycleLR's momentum cycling" if train.get("momentum_cycled") else ""
+    onecycle = train.get("schedule") == "onecycle"
+    cycled = "; with OneCycleLR's momentum cycling" if onecycle and train.get("momentum_cycled") else ""
     return f"{steps}{data}{cycled}"
 
 

@@ -142,9 +142,37 @@ def test_epochs_of_a_stream_are_a_spec_error_naming_train_epochs(tmp_path, cli_r
                     x = torch.randn(16, generator=gen)
                     yield x, x[:1]
         '''), encoding="utf-8")
-    result = invoke(cli_runner, ["run", spec, "--out", tmp_path / "out"], cwd=tmp_path)
+    # validate finds what run refuses, with the same words, before anything is built
+    for command in (["run", spec, "--out", tmp_path / "out"], ["validate", spec]):
+        result = invoke(cli_runner, command, cwd=tmp_path)
+        assert result.exit_code == 2
+        assert re.search(r"stream\.yaml:5 train\.epochs: data 'itermod:EndlessStream' has no length.*give train\.steps",
+                         result.stderr), result.stderr
+    # set on the command line, the error names the override instead of a line of the file
+    spec.write_text(spec.read_text(encoding="utf-8").replace("train: {epochs: 3}\n", ""), encoding="utf-8")
+    result = invoke(cli_runner, ["run", spec, "--set", "train.epochs=2", "--out", tmp_path / "out2"], cwd=tmp_path)
+    assert "--set train.epochs=2 (train.epochs): data 'itermod:EndlessStream'" in result.stderr, result.stderr[-400:]
     assert result.exit_code == 2
-    assert re.search(r"stream\.yaml:5 train\.epochs: .*no length.*give train\.steps", result.stderr)
+
+
+def test_an_error_found_while_running_names_the_override_that_set_its_key():
+    from lrfind_cli.spec import load_spec
+
+    loaded = load_spec(TINY, ["train.epochs=2", "sweep.num_iter=30"], check_targets=False)
+    assert loaded.written_at("train.epochs") == "--set train.epochs=2"
+    assert loaded.written_at("train") == "--set train.epochs=2"  # a key above the override's
+    assert loaded.written_at("model.name").startswith(f"{TINY}:")  # written in the file, not overridden
+
+
+def test_a_warm_up_that_fills_the_run_is_a_spec_error_at_train_warmup(tmp_path, cli_runner, cli_write_spec):
+    spec = cli_write_spec("model: {name: mlp_regressor, kwargs: {in_features: 8}}\ndata: {name: synthetic_tabular}\n"
+                          "train:\n  steps: 100\n  schedule: cosine\n  warmup: 2000\n")
+    result = invoke(cli_runner, ["validate", spec], cwd=tmp_path)
+    assert result.exit_code == 2
+    assert re.search(r":6 train\.warmup: .*warm-up of 2000 steps fills the whole run of 100 steps", result.stderr), result.stderr
+    # with epochs the length is known once the data is built: run refuses it there, before the sweep
+    result = invoke(cli_runner, ["run", TINY, "--set", "train.epochs=1", "--set", "train.warmup=50", "--out", tmp_path / "o"])
+    assert result.exit_code == 2 and "fills the whole run of 8 steps (1 epochs)" in result.stderr, result.stderr
 
 
 def test_momentum_free_sgd_under_cycled_onecycle_gets_the_answer_for_the_momentum_it_will_get_and_the_note(tmp_path):
@@ -167,6 +195,11 @@ def test_the_cycling_note_says_how_to_turn_it_off(tmp_path, cli_runner):
     assert "note: OneCycleLR's cycle_momentum" in result.stdout and "cycle_momentum=False" in result.stdout
     assert f"use {without:.4g}" in result.stdout and "train.cycle_momentum: false" in result.stdout
     assert f"for: {horizon.DEFAULT_STEPS} optimizer steps (assumed: set train.steps or train.epochs)" in result.stdout
+    assert "with OneCycleLR's momentum cycling" in result.stdout
+    # under another schedule nothing cycles momentum, and nothing says it does
+    cosine = invoke(cli_runner, ["run", TINY, *TINY_STEPS, "--set", "optimizer.kwargs.momentum=0", "--set",
+                                 "train.schedule=cosine", "--out", tmp_path / "cosine"])
+    assert cosine.exit_code == 0 and "momentum cycling" not in cosine.stdout and "cycle_momentum" not in cosine.stdout
 
 
 def test_the_plan_refuses_what_no_scheduler_runs():

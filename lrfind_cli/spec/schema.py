@@ -157,6 +157,15 @@ class TrainSpec(_Strict):
             raise ValueError("give train.steps or train.epochs, not both")
         return epochs
 
+    @field_validator("warmup")
+    @classmethod
+    def _warmup_inside_the_run(cls, warmup: float | None, info: ValidationInfo) -> float | None:
+        steps = info.data.get("steps")
+        if warmup is not None and steps is not None and warmup >= 1 and warmup >= steps:
+            raise ValueError(f"a warm-up of {warmup:g} steps fills the whole run of {steps} steps; "
+                             "give fewer steps, or a share of the run (< 1)")
+        return warmup
+
 
 class OutputSpec(_Strict):
     dir: str | None = None

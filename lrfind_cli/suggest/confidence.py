@@ -30,8 +30,9 @@ FLAG_NOTES = {  # what each flag means for the user, and what to try
     "unstable": f"repeats disagree by more than {SPREAD_WARNING} decades; raise sweep.num_iter or sweep.repeats",
     "pretrained": "the model starts trained and its loss did not fall beyond batch noise before it rose, as a trained "
                   "model's does: suggested_lr is read from where the loss starts to rise and is never above the "
-                  "fine-tuning rate a decade below it (method finetune; a constant rate's own rule is lower and "
-                  "stays); suggest.method: onecycle gives the one-cycle rule's rate instead",
+                  "fine-tuning rate a decade below it (method finetune where the schedule's own answer for the planned "
+                  "training is higher; where it is lower, as for a constant rate or a long training, it stays); "
+                  "suggest.method: onecycle gives the one-cycle rule's rate instead",
     "blew_up": "the loss ended well above its best without reaching the stop threshold: the sweep went past the "
                "divergence point (lower sweep.diverge_threshold to stop sooner)",
     "extended": "the loss had not started to diverge by sweep.end_lr, so the sweep went on past it at the same rate "
