@@ -155,15 +155,6 @@ def test_epochs_of_a_stream_are_a_spec_error_naming_train_epochs(tmp_path, cli_r
     assert result.exit_code == 2
 
 
-def test_an_error_found_while_running_names_the_override_that_set_its_key():
-    from lrfind_cli.spec import load_spec
-
-    loaded = load_spec(TINY, ["train.epochs=2", "sweep.num_iter=30"], check_targets=False)
-    assert loaded.written_at("train.epochs") == "--set train.epochs=2"
-    assert loaded.written_at("train") == "--set train.epochs=2"  # a key above the override's
-    assert loaded.written_at("model.name").startswith(f"{TINY}:")  # written in the file, not overridden
-
-
 def test_a_warm_up_that_fills_the_run_is_a_spec_error_at_train_warmup(tmp_path, cli_runner, cli_write_spec):
     spec = cli_write_spec("model: {name: mlp_regressor, kwargs: {in_features: 8}}\ndata: {name: synthetic_tabular}\n"
                           "train:\n  steps: 100\n  schedule: cosine\n  warmup: 2000\n")

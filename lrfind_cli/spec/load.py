@@ -36,15 +36,11 @@ class LoadedSpec(BaseModel):
         return _where(self.path, self.lines, key, self.overridden)
 
     def written_at(self, dotted: str) -> str:
-        """'spec.yaml:12' when the dotted key is written in the spec file itself, '--set K=V' when an override set
-        it (or a key above or below it), else ''.
+        """'spec.yaml:12' when the dotted key is written in the spec file itself, else ''.
 
-        A key absent from the file, or set by --out, --device or the grid, has no line of the file to blame.
+        A key absent from the file, or set by --set, --out, --device or the grid, has no line of the file to blame.
         """
         key = key_tuple(dotted)
-        for prefix, item in self.overridden.items():
-            if key[: len(prefix)] == prefix or prefix[: len(key)] == key:
-                return f"--set {_shown(item)}"
         line = self.lines.get(key)
         varied = list(self.overridden) + [key_tuple(k) for k in (self.spec.grid or {})]
         if line is None or any(key[: len(k)] == k or k[: len(key)] == key for k in varied):
