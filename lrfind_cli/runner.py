@@ -173,26 +173,19 @@ def sweep_config(spec: Spec) -> SweepConfig:
     )
 
 
-def train_plan(spec: Spec, built: Built, ctx) -> TrainPlan:
+def train_plan(spec: Spec, built: Built, device, ctx) -> TrainPlan:
     """The training the answer is for (spec.train), its epochs turned into steps with the data's length.
 
-    One pass is the dataset's samples over the global batch (per-rank batch x ranks x accumulation), counted as
-    the loader counts them; a dataset without a length (a stream) has no passes, and `train.epochs` is then a
-    SpecError (give train.steps).
+    One pass is the training loader's batches (this rank's shard under torchrun, as its sampler counts them) over
+    the accumulation steps (`batches.steps_per_pass`, as the engine counts them); a dataset without a length (a
+    stream) has no passes, and `train.epochs` is then a SpecError (give train.steps).
     """
     from .data import no_length_problem
+    from .engine.batches import steps_per_pass
     from .plan import TrainPlan
 
-    train, data = spec.train, spec.data
-    try:
-        size = len(built.dataset)
-    except TypeError:
-        size = None
-    world = ctx.world_size if ctx is not None else 1
-    per_pass = None
-    if size:
-        batches = size // world // data.batch_size if data.drop_last else -(-(size // world) // data.batch_size)
-        per_pass = max(batches, 1) / spec.sweep.accumulation_steps
+    train = spec.train
+    per_pass = steps_per_pass(_loader(spec, built, device, ctx, spec.seed), spec.sweep.accumulation_steps)
     steps = train.steps
     if train.epochs is not None:
         if per_pass is None:
@@ -216,7 +209,7 @@ def _sweep(spec: Spec, device, ctx, on_step: Callable | None, on_repeat: Callabl
     from .engine import TrainingFailed, check_arguments, run_sweep
 
     built = _build(spec, device, ctx)
-    config = dataclasses.replace(sweep_config(spec), plan=train_plan(spec, built, ctx))
+    config = dataclasses.replace(sweep_config(spec), plan=train_plan(spec, built, device, ctx))
     check_arguments(built.model, built.optimizer, built.dataset, built.loss_fn, step_fn=built.step_fn)
     runs: list[Repeat] = []
     for repeat in range(spec.sweep.repeats):
