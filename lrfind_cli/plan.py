@@ -83,10 +83,6 @@ class TrainPlan:
             return None
         return self.steps / self.steps_per_pass
 
-    def warmup_steps(self, steps: int) -> int:
-        """The warm-up of a `steps`-step run in steps (0 for constant)."""
-        return warmup_steps(self.schedule, steps, self.warmup)
-
     def cycles_momentum(self, optimizer_defaults: dict) -> bool:
         """Whether this plan's scheduler writes momentum or beta1 into an optimizer with these defaults."""
         return self.schedule == "onecycle" and self.cycle_momentum and ("momentum" in optimizer_defaults or "betas" in optimizer_defaults)
@@ -191,21 +187,15 @@ def _curves(schedule: str, steps: int, warmup: float | None, cooldown: float | N
     """(lr factors, momenta or None) of a run, read step by step off the PyTorch scheduler (cached; callers copy)."""
     if schedule == "constant":
         return np.ones(steps), None
+    from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
+
     if schedule in ("cosine", "wsd"):
         warm = warmup_steps(schedule, steps, warmup)
         decay = max(1, int(round((cooldown if cooldown is not None else COOLDOWN) * steps)))
         fn = (lambda i: cosine_factor(i, warm, steps)) if schedule == "cosine" else (lambda i: wsd_factor(i, warm, decay, steps))
-        return _read(lambda opt: _torch().optim.lr_scheduler.LambdaLR(opt, fn), steps, momentum=False)
-    return _read(lambda opt: _torch().optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=steps,
-                                                                 pct_start=_pct_start(warmup, steps),
-                                                                 cycle_momentum=cycle_momentum),
-                 steps, momentum=cycle_momentum)
-
-
-def _torch():
-    import torch
-
-    return torch
+        return _read(lambda opt: LambdaLR(opt, fn), steps, momentum=False)
+    return _read(lambda opt: OneCycleLR(opt, max_lr=1.0, total_steps=steps, pct_start=_pct_start(warmup, steps),
+                                        cycle_momentum=cycle_momentum), steps, momentum=cycle_momentum)
 
 
 def _read(make, steps: int, momentum: bool) -> tuple[np.ndarray, np.ndarray | None]:

@@ -73,8 +73,12 @@ def schedule_lrs(lr: float, num_steps: int, schedule: str, plan: TrainPlan | Non
     PyTorch scheduler sets it (lrfind_cli.plan.lr_factors)."""
     if schedule not in VERIFY_SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(VERIFY_SCHEDULES)}, got {schedule!r}")
-    plan = dataclasses.replace(plan, schedule=schedule) if plan is not None else TrainPlan(schedule)
-    return float(lr) * lr_factors(plan, num_steps)
+    return float(lr) * lr_factors(_plan_for(schedule, plan), num_steps)
+
+
+def _plan_for(schedule: str, plan: TrainPlan | None) -> TrainPlan:
+    """`plan` (its warm-up, cool-down, cycle_momentum) under `schedule`; PyTorch's defaults without one."""
+    return dataclasses.replace(plan, schedule=schedule) if plan is not None else TrainPlan(schedule)
 
 
 def choose(candidates: Sequence[float], losses: Sequence[float]) -> float | None:
@@ -144,7 +148,8 @@ def verify_candidates(
     (`max_grad_norm`, `max_grad_value`) and `train_mode` mean what they mean for `range_test`.
     """
     lrs = _checked(candidates, num_steps, schedule, snapshot)
-    plan = dataclasses.replace(plan, schedule=schedule) if plan is not None else TrainPlan(schedule)
+    plan = _plan_for(schedule, plan)
+    factors = lr_factors(plan, num_steps)  # each candidate's lrs: its peak times these
     cycled = plan.cycles_momentum(optimizer.defaults)
     momentum = momenta(plan, num_steps) if cycled else None
     tail = max(1, num_steps // 10) if tail is None else max(1, min(int(tail), num_steps))
@@ -159,9 +164,8 @@ def verify_candidates(
     steps = 0
     try:
         for lr in lrs:
-            trained, final_train, final_val = _train_one(model, optimizer, train_loader, config, ratios,
-                                                         schedule_lrs(lr, num_steps, schedule, plan), momentum, tail, val_fn,
-                                                         train_mode)
+            trained, final_train, final_val = _train_one(model, optimizer, train_loader, config, ratios, lr * factors,
+                                                         momentum, tail, val_fn, train_mode)
             steps += trained
             train_losses.append(final_train)
             if val_fn is not None:

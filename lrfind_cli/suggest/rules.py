@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..plan import TrainPlan
+from ..plan import SCHEDULES, TrainPlan
 from . import horizon
 from .reading import Curve, Reading, Readings, read_curve, read_repeats
 
@@ -40,7 +40,6 @@ CONSTANT_FACTOR = 10 ** (CONSTANT_DECADES - ONECYCLE_DECADES)  # one-cycle max_l
 # tasks, trained both ways.
 CYCLED_DECADES = 0.75
 BASE_FACTOR = 3.0  # lr_range's low end: Smith's base_lr = max_lr / 3 to / 4 (arXiv 1506.01186), unless the steepest fall is lower
-SCHEDULES = ("onecycle", "cosine", "constant", "wsd")
 SCHEDULE_NAMES = {"onecycle": "one-cycle max_lr", "cosine": "warm-up + cosine peak lr", "constant": "constant lr",  # for people
                   "wsd": "warm-up-stable-decay plateau lr", "finetune": "fine-tuning lr", "verify": "verified lr"}
 
@@ -94,22 +93,26 @@ class Context:
         """True when the length is horizon.DEFAULT_STEPS because the plan gave none."""
         return self.plan is None or self.plan.steps is None
 
+    @property
+    def steps_per_pass(self) -> float | None:
+        """Optimizer steps in one pass over the data (None: a stream, or no plan)."""
+        return self.plan.steps_per_pass if self.plan is not None else None
+
     def cycled(self, method: str) -> bool:
         """Whether `method`'s training gets momentum it was not swept with (one-cycle with cycle_momentum)."""
         return method == "onecycle" and self.momentum_free and (self.plan is None or self.plan.cycle_momentum)
 
     def extra_decades(self, method: str) -> float:
         """Decades below the answer for a range-test-long training (DECADES) that this training's answer lies:
-        the length law and, for cycled one-cycle, CYCLED_DECADES. None for fine-tuning: its rate is the highest that
+        the length law and, for cycled one-cycle, CYCLED_DECADES. 0 for fine-tuning: its rate is the highest that
         keeps trained weights, a bound on the answer whatever the length (`rule`)."""
         if method == "finetune":
             return 0.0
-        per_pass = self.plan.steps_per_pass if self.plan is not None else None
-        return horizon.length_decades(self.steps, per_pass) + (CYCLED_DECADES if self.cycled(method) else 0.0)
+        return horizon.length_decades(self.steps, self.steps_per_pass) + (CYCLED_DECADES if self.cycled(method) else 0.0)
 
     def per_decade(self) -> float:
         """How far log10 of the answer moves per decade of planned steps, at this length (horizon.slope)."""
-        return horizon.slope(self.steps, self.plan.steps_per_pass if self.plan is not None else None)
+        return horizon.slope(self.steps, self.steps_per_pass)
 
 
 @dataclass(frozen=True)
